@@ -1,0 +1,12 @@
+//! polydense-data: the records the pipeline exchanges and the files they live in.
+//!
+//! Every reader names the file, the line and the field when input is bad, and every
+//! writer replaces its target atomically, so a crash never leaves a half-written file.
+
+pub mod atomic;
+pub mod error;
+pub mod lines;
+pub mod types;
+
+pub use error::{DataError, Result};
+pub use types::{Document, Query, Qrels, Run, TrainExample, TrainPassage};

@@ -1,0 +1,61 @@
+//! The records every stage exchanges: documents, queries, relevance judgements, runs and
+//! training examples.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A passage of a corpus; `lang` lets every stage analyse, encode and report per language.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Document {
+    #[serde(rename = "_id")]
+    pub id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub title: String,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lang: Option<String>,
+}
+
+/// A search request; `lang` drives per-language evaluation and analysis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Query {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lang: Option<String>,
+}
+
+/// Graded relevance judgements, `qid -> docid -> grade`, ordered so output is deterministic.
+pub type Qrels = BTreeMap<String, BTreeMap<String, i32>>;
+
+/// A retrieval result, `qid -> [(docid, score)]`; evaluation re-sorts it as trec_eval does.
+pub type Run = BTreeMap<String, Vec<(String, f64)>>;
+
+/// A passage inside a training example; `score` and `source` record which miner or generator
+/// proposed a negative, and `query` carries a query whose positive it is (for CLPL).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct TrainPassage {
+    pub docid: String,
+    #[serde(default)]
+    pub title: String,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+}
+
+/// One query with its positives and negatives, in the Tevatron layout that training reads.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct TrainExample {
+    pub query_id: String,
+    pub query: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lang: Option<String>,
+    pub positive_passages: Vec<TrainPassage>,
+    #[serde(default)]
+    pub negative_passages: Vec<TrainPassage>,
+}

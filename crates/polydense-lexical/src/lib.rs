@@ -1,0 +1,1 @@
+//! polydense-lexical.
