@@ -22,6 +22,21 @@ enum Command {
     Data(cmd::data::DataCommand),
     /// Score a TREC run against qrels, overall and per language, or compare two runs.
     Eval(cmd::eval::Args),
+    /// Build and query multilingual BM25 indexes.
+    #[command(subcommand)]
+    Bm25(cmd::bm25::Command),
+    /// Mine hard negatives into a training file.
+    #[command(subcommand)]
+    Mine(cmd::mine::Command),
+    /// Import and inspect encoder models.
+    #[command(subcommand)]
+    Model(cmd::model::Command),
+    /// Embed a corpus or queries with an encoder.
+    Encode(cmd::encode::Args),
+    /// Exact inner-product search of queries over an embedding index.
+    Search(cmd::search::Args),
+    /// Encode, search and evaluate a BEIR directory in one go.
+    Retrieve(cmd::retrieve::Args),
 }
 
 fn main() {
@@ -38,6 +53,12 @@ fn main() {
     let result = match cli.command {
         Command::Data(c) => cmd::data::run(c),
         Command::Eval(a) => cmd::eval::run(a),
+        Command::Bm25(c) => cmd::bm25::run(c),
+        Command::Mine(c) => cmd::mine::run(c),
+        Command::Model(c) => cmd::model::run(c),
+        Command::Encode(a) => cmd::encode::run(a),
+        Command::Search(a) => cmd::search::run(a),
+        Command::Retrieve(a) => cmd::retrieve::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

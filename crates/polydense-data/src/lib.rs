@@ -4,9 +4,17 @@
 //! writer replaces its target atomically, so a crash never leaves a half-written file.
 
 pub mod atomic;
+pub mod beir;
 pub mod error;
+pub mod flag;
+pub mod jsonl;
 pub mod lines;
+pub mod msmarco;
+pub mod paths;
+pub mod tevatron;
+pub mod trec;
 pub mod types;
+pub mod xquad;
 
 pub use error::{DataError, Result};
 pub use types::{Document, Query, Qrels, Run, TrainExample, TrainPassage};

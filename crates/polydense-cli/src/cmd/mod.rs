@@ -1,4 +1,10 @@
 //! One file per subcommand: each parses its own flags and calls library functions.
 
+pub mod bm25;
 pub mod data;
+pub mod encode;
 pub mod eval;
+pub mod mine;
+pub mod model;
+pub mod retrieve;
+pub mod search;
