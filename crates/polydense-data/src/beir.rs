@@ -51,8 +51,7 @@ impl BeirDataset {
     ///     (hint: the qrels and the corpus come from different datasets or versions)"), "{err}");
     /// # Ok(()) }
     /// ```
-    pub fn load(dir: impl AsRef<Path>, split: &str) -> Result<Self> {
-        let dir = dir.as_ref();
+    pub fn load(dir: &Path, split: &str) -> Result<Self> {
         let corpus_path = locate(dir, "corpus.jsonl")?;
         let queries_path = locate(dir, "queries.jsonl")?;
         let qrels_path = locate_qrels(dir, split)?;
@@ -75,8 +74,7 @@ impl BeirDataset {
     }
 
     /// Writes the dataset as a BEIR directory; each file is replaced atomically.
-    pub fn write(&self, dir: impl AsRef<Path>, split: &str) -> Result<()> {
-        let dir = dir.as_ref();
+    pub fn write(&self, dir: &Path, split: &str) -> Result<()> {
         write_corpus(&dir.join("corpus.jsonl"), &self.corpus)?;
         write_queries(&dir.join("queries.jsonl"), &self.queries)?;
         write_qrels(&dir.join("qrels").join(format!("{split}.tsv")), &self.qrels)

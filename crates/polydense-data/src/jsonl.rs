@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use polydense_data::jsonl::read_jsonl;
-/// #[derive(serde::Deserialize)]
+/// #[derive(Debug, serde::Deserialize)]
 /// struct Row { name: String }
 ///
 /// let dir = tempfile::tempdir()?;
