@@ -187,7 +187,7 @@ impl Unique {
 /// hold; duplicate ids are still detected (the reader keeps the ids, not the texts).
 pub fn read_corpus(
     path: impl AsRef<Path>,
-) -> Result<impl Iterator<Item = Result<Document>> + Send> {
+) -> Result<impl Iterator<Item = Result<Document>> + Send + 'static> {
     let reader = read_jsonl::<CorpusLine>(path.as_ref())?.layout(CORPUS_LAYOUT);
     let path = reader.path().to_path_buf();
     let mut unique = Unique::new();
@@ -209,7 +209,9 @@ pub fn load_corpus(path: impl AsRef<Path>) -> Result<Vec<Document>> {
 }
 
 /// Streams a queries.jsonl (plain or gzip) one query at a time, rejecting duplicate ids.
-pub fn read_queries(path: impl AsRef<Path>) -> Result<impl Iterator<Item = Result<Query>> + Send> {
+pub fn read_queries(
+    path: impl AsRef<Path>,
+) -> Result<impl Iterator<Item = Result<Query>> + Send + 'static> {
     let reader = read_jsonl::<QueryLine>(path.as_ref())?.layout(QUERIES_LAYOUT);
     let path = reader.path().to_path_buf();
     let mut unique = Unique::new();

@@ -183,7 +183,10 @@ pub fn stable_id(kind: char, text: &str) -> String {
     format!("{kind}{hash:016x}")
 }
 
-fn read(path: &Path, layout: Layout) -> Result<impl Iterator<Item = Result<FlagExample>> + Send> {
+fn read(
+    path: &Path,
+    layout: Layout,
+) -> Result<impl Iterator<Item = Result<FlagExample>> + Send + 'static> {
     let example = if layout == Layout::Clpl {
         CLPL_LAYOUT
     } else {
@@ -209,7 +212,7 @@ fn read(path: &Path, layout: Layout) -> Result<impl Iterator<Item = Result<FlagE
 /// with `neg`, and an example without a positive is an error naming its line.
 pub fn read_flag(
     path: impl AsRef<Path>,
-) -> Result<impl Iterator<Item = Result<FlagExample>> + Send> {
+) -> Result<impl Iterator<Item = Result<FlagExample>> + Send + 'static> {
     read(path.as_ref(), Layout::Flag)
 }
 
@@ -217,7 +220,7 @@ pub fn read_flag(
 /// query per negative.
 pub fn read_clpl(
     path: impl AsRef<Path>,
-) -> Result<impl Iterator<Item = Result<FlagExample>> + Send> {
+) -> Result<impl Iterator<Item = Result<FlagExample>> + Send + 'static> {
     read(path.as_ref(), Layout::Clpl)
 }
 

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 fn read_pairs(
     path: &Path,
     what: &'static str,
-) -> Result<impl Iterator<Item = Result<(String, String)>> + Send> {
+) -> Result<impl Iterator<Item = Result<(String, String)>> + Send + 'static> {
     let lines = Lines::open(path)?;
     let path: PathBuf = lines.path().to_path_buf();
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -51,7 +51,7 @@ fn read_pairs(
 /// Streams an MS MARCO `collection.tsv` (plain or gzip) as documents without titles.
 pub fn read_collection(
     path: impl AsRef<Path>,
-) -> Result<impl Iterator<Item = Result<Document>> + Send> {
+) -> Result<impl Iterator<Item = Result<Document>> + Send + 'static> {
     Ok(read_pairs(path.as_ref(), "pid")?.map(|r| {
         r.map(|(id, text)| Document {
             id,
@@ -63,7 +63,9 @@ pub fn read_collection(
 }
 
 /// Streams an MS MARCO queries TSV (plain or gzip).
-pub fn read_queries(path: impl AsRef<Path>) -> Result<impl Iterator<Item = Result<Query>> + Send> {
+pub fn read_queries(
+    path: impl AsRef<Path>,
+) -> Result<impl Iterator<Item = Result<Query>> + Send + 'static> {
     Ok(read_pairs(path.as_ref(), "qid")?.map(|r| {
         r.map(|(id, text)| Query {
             id,

@@ -64,7 +64,7 @@ impl From<PassageLine> for TrainPassage {
 /// its line, since it cannot be trained on.
 pub fn read_train(
     path: impl AsRef<Path>,
-) -> Result<impl Iterator<Item = Result<TrainExample>> + Send> {
+) -> Result<impl Iterator<Item = Result<TrainExample>> + Send + 'static> {
     let reader = read_jsonl::<ExampleLine>(path.as_ref())?.layout(LAYOUT);
     let path = reader.path().to_path_buf();
     Ok(reader.map(move |r| {

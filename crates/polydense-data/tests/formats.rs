@@ -775,3 +775,17 @@ fn generic_jsonl_round_trips_through_gzip() {
     assert_eq!(back.iter().map(|(l, _)| *l).collect::<Vec<_>>(), [1, 2, 3]);
     assert_eq!(back.into_iter().map(|(_, r)| r).collect::<Vec<_>>(), rows);
 }
+
+#[test]
+fn readers_outlive_the_path_they_were_opened_with_and_move_across_threads() {
+    let docs = {
+        let path = fixture("beir/corpus.jsonl");
+        beir::read_corpus(&path).unwrap()
+    };
+    let examples = {
+        let path = fixture("mrtydi/train.jsonl");
+        tevatron::read_train(&path).unwrap()
+    };
+    let handle = std::thread::spawn(move || (docs.count(), examples.count()));
+    assert_eq!(handle.join().unwrap(), (4, 2));
+}
