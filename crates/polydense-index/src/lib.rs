@@ -1,1 +1,28 @@
-//! polydense-index.
+//! polydense-index: where embeddings live after encoding, and how they are searched.
+//!
+//! [`store`] keeps a matrix of embeddings as memory-mapped safetensors beside an id sidecar,
+//! written in streamed chunks so a corpus of any size encodes in bounded memory. [`exact`]
+//! finds the k rows with the largest inner product for each query, chunk by chunk, with
+//! deterministic tie-breaking (score descending, then doc id ascending).
+//!
+//! ```
+//! use polydense_index::{EmbeddingStore, ExactSearch, RowId, StoreWriter};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let mut writer = StoreWriter::create(dir.path(), 2, Default::default())?;
+//! writer.append(&[RowId::new("d1"), RowId::new("d2")], &[1.0, 0.0, 0.6, 0.8])?;
+//! writer.finish()?;
+//!
+//! let store = EmbeddingStore::open(dir.path())?;
+//! let hits = ExactSearch::new(1).search_store(&[0.0, 1.0], &store)?;
+//! assert_eq!(store.ids()[hits[0][0].row].id, "d2");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod error;
+pub mod exact;
+pub mod store;
+
+pub use error::{IndexError, Result};
+pub use exact::{ExactSearch, Hit};
+pub use store::{write_store, EmbeddingStore, RowId, StoreMetadata, StoreWriter};
