@@ -1,0 +1,438 @@
+//! [`Encoder`]: the trainable text encoder, i.e. the transformer, its pooling, its tokenizer and
+//! prefixes, with every weight a `Var` in a [`VarMap`] for candle's optimisers.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarMap;
+use rand::{Rng, SeedableRng};
+
+use crate::config::EncoderConfig;
+use crate::encoder::{Params, Transformer};
+use crate::error::{ModelError, Result};
+use crate::io::hf::{self, HfMeta, HfOutput};
+use crate::ops::Kernels;
+use crate::pooling::Pooling;
+use crate::text_encoder::TextEncoder;
+use crate::tokenize::{Prompts, TextKind, TextTokenizer, TokenBatch};
+
+/// The longest input we tokenise to when the directory does not say (BERT's table size).
+const DEFAULT_MAX_SEQ: usize = 512;
+
+/// A text encoder whose weights are trainable: forward passes build the autograd graph.
+pub struct Encoder {
+    transformer: Transformer,
+    varmap: VarMap,
+    meta: HfMeta,
+    tokenizer: Option<TextTokenizer>,
+    /// Checkpoint tensors the encoder does not use (BERT's pooler), written back on save.
+    extra: Vec<(String, Tensor)>,
+}
+
+impl std::fmt::Debug for Encoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encoder")
+            .field("config", &self.meta.config)
+            .field("pooling", &self.meta.pooling)
+            .field("prompts", &self.meta.prompts)
+            .field("trainable", &self.varmap.all_vars().len())
+            .finish()
+    }
+}
+
+impl Encoder {
+    /// Loads an HF model directory with trainable weights.
+    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        Self::load_inner(dir, device, true)
+    }
+
+    /// Loads a directory with plain (non-variable) weights, for inference only.
+    pub(crate) fn load_inner(dir: &Path, device: &Device, trainable: bool) -> Result<Self> {
+        let meta = hf::read_meta(dir)?;
+        let mut weights = hf::read_weights(dir, device)?;
+        let weights_path = dir.join("model.safetensors");
+        let varmap = VarMap::new();
+        let mut source = |name: &str, shape: &[usize]| -> Result<Tensor> {
+            let t = weights
+                .remove(name)
+                .ok_or_else(|| ModelError::MissingWeight {
+                    name: name.to_string(),
+                    path: weights_path.clone(),
+                })?;
+            if t.dims() != shape {
+                return Err(ModelError::WeightShape {
+                    name: name.to_string(),
+                    path: weights_path.clone(),
+                    found: t.dims().to_vec(),
+                    expected: shape.to_vec(),
+                });
+            }
+            Ok(t)
+        };
+        let mut params = Params {
+            source: &mut source,
+            varmap: trainable.then_some(&varmap),
+        };
+        let transformer = Transformer::build(&meta.config, &mut params, device)?;
+        let mut extra: Vec<(String, Tensor)> = weights.into_iter().collect();
+        extra.sort_by(|a, b| a.0.cmp(&b.0));
+        let tokenizer = match meta
+            .tokenizer_files
+            .iter()
+            .any(|(n, _)| n == "tokenizer.json")
+        {
+            true => Some(TextTokenizer::from_file(
+                &dir.join("tokenizer.json"),
+                meta.prompts.clone(),
+                meta.max_seq_length
+                    .unwrap_or(DEFAULT_MAX_SEQ)
+                    .min(meta.config.max_tokens()),
+                meta.config.pad_token_id,
+            )?),
+            false => None,
+        };
+        Ok(Encoder {
+            transformer,
+            varmap,
+            meta,
+            tokenizer,
+            extra,
+        })
+    }
+
+    /// A randomly initialised f32 encoder (no tokenizer), for tests and tiny experiments.
+    pub fn random(config: &EncoderConfig, device: &Device, seed: u64) -> Result<Self> {
+        Self::random_with_dtype(config, DType::F32, device, seed)
+    }
+
+    /// As [`Encoder::random`] in any float dtype (f64 for finite-difference checks).
+    ///
+    /// Linear layers get PyTorch's default `nn.Linear` init, U(±1/√fan_in) for weight and
+    /// bias; embeddings U(±1); LayerNorms γ = 1 ± 0.1, β = ±0.1, so no gradient is trivially zero.
+    pub fn random_with_dtype(
+        config: &EncoderConfig,
+        dtype: DType,
+        device: &Device,
+        seed: u64,
+    ) -> Result<Self> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut fan_in = 1usize;
+        let mut source = |name: &str, shape: &[usize]| -> Result<Tensor> {
+            let n: usize = shape.iter().product();
+            let (center, half) = if name.contains("LayerNorm.weight") {
+                (1.0, 0.1)
+            } else if name.contains("LayerNorm.bias") {
+                (0.0, 0.1)
+            } else if name.contains("embeddings") {
+                (0.0, 1.0)
+            } else {
+                if name.ends_with(".weight") {
+                    fan_in = shape[1];
+                }
+                (0.0, 1.0 / (fan_in as f64).sqrt())
+            };
+            let v: Vec<f64> = (0..n)
+                .map(|_| center + half * (2.0 * rng.random::<f64>() - 1.0))
+                .collect();
+            Ok(Tensor::from_vec(v, shape, device)?.to_dtype(dtype)?)
+        };
+        let varmap = VarMap::new();
+        let mut params = Params {
+            source: &mut source,
+            varmap: Some(&varmap),
+        };
+        let transformer = Transformer::build(config, &mut params, device)?;
+        let meta = HfMeta {
+            config: config.clone(),
+            raw_config: config.to_json(None),
+            pooling: Pooling::default(),
+            prompts: Prompts::default(),
+            max_seq_length: Some(config.max_tokens().min(DEFAULT_MAX_SEQ)),
+            tokenizer_files: Vec::new(),
+        };
+        Ok(Encoder {
+            transformer,
+            varmap,
+            meta,
+            tokenizer: None,
+            extra: Vec::new(),
+        })
+    }
+
+    /// The trainable weights, by HF name, for an optimiser (`AdamW::new(varmap.all_vars(), ..)`).
+    pub fn varmap(&self) -> &VarMap {
+        &self.varmap
+    }
+
+    /// The architecture.
+    pub fn config(&self) -> &EncoderConfig {
+        &self.meta.config
+    }
+
+    /// The width of the text vectors.
+    pub fn dim(&self) -> usize {
+        self.meta.config.hidden_size
+    }
+
+    /// How token states become one vector.
+    pub fn pooling(&self) -> Pooling {
+        self.meta.pooling
+    }
+
+    /// Sets pooling and normalisation (saved with the model).
+    pub fn with_pooling(mut self, pooling: Pooling) -> Self {
+        self.meta.pooling = pooling;
+        self
+    }
+
+    /// The query/passage prefixes.
+    pub fn prompts(&self) -> &Prompts {
+        &self.meta.prompts
+    }
+
+    /// Sets the query/passage prefixes (saved with the model).
+    pub fn with_prompts(mut self, prompts: Prompts) -> Result<Self> {
+        if let Some(t) = &self.tokenizer {
+            self.tokenizer = Some(t.with_prompts(prompts.clone())?);
+        }
+        self.meta.prompts = prompts;
+        Ok(self)
+    }
+
+    /// The tokenizer, when the model has one (random models do not).
+    pub fn tokenizer(&self) -> Option<&TextTokenizer> {
+        self.tokenizer.as_ref()
+    }
+
+    /// The transformer body.
+    pub fn transformer(&self) -> &Transformer {
+        &self.transformer
+    }
+
+    /// The transformer body, for swapping layers' FFNs.
+    pub fn transformer_mut(&mut self) -> &mut Transformer {
+        &mut self.transformer
+    }
+
+    /// Chooses fused kernels or the plain composition (checks and non-CPU devices).
+    pub fn set_kernels(&mut self, kernels: Kernels) {
+        self.transformer.set_kernels(kernels);
+    }
+
+    /// Tokenises texts (with the prefix of their kind) into one padded batch, in order.
+    pub fn tokenize(&self, texts: &[&str], kind: TextKind) -> Result<TokenBatch> {
+        let t = self
+            .tokenizer
+            .as_ref()
+            .ok_or_else(|| ModelError::Usage("this encoder has no tokenizer".into()))?;
+        t.batch(texts, kind, self.transformer.device())
+    }
+
+    /// Pooled (and, if the model says so, normalised) vectors `[batch, dim]`; differentiable.
+    pub fn forward(&self, batch: &TokenBatch) -> Result<Tensor> {
+        let hidden = self.transformer.forward(batch)?;
+        Ok(self
+            .meta
+            .pooling
+            .pool(&hidden, batch.lengths(), batch.seq_len())?)
+    }
+
+    /// Tokenises and encodes texts in one batch, differentiably; for training steps.
+    pub fn forward_texts(&self, texts: &[&str], kind: TextKind) -> Result<Tensor> {
+        self.forward(&self.tokenize(texts, kind)?)
+    }
+
+    /// An inference encoder over the same weight storage: no graph, and it sees the
+    /// optimiser's later updates (for re-encoding the corpus between epochs).
+    pub fn text_encoder(&self) -> Result<TextEncoder> {
+        let frozen = Encoder {
+            transformer: self.transformer.detached(),
+            varmap: VarMap::new(),
+            meta: self.meta.clone(),
+            tokenizer: self.tokenizer.clone(),
+            extra: Vec::new(),
+        };
+        TextEncoder::from_encoder(frozen)
+    }
+
+    /// Saves as an HF + sentence-transformers directory (atomically replacing `dir`).
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let mut tensors = self.transformer.named_tensors();
+        tensors.extend(self.extra.iter().cloned());
+        hf::write_dir(
+            dir,
+            &HfOutput {
+                meta: &self.meta,
+                tensors: &tensors,
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Family;
+    use crate::pooling::PoolingMode;
+    use candle_core::Var;
+
+    fn batch() -> TokenBatch {
+        TokenBatch::from_ids(
+            &[vec![2, 7, 9, 3], vec![2, 11, 3], vec![2, 3]],
+            0,
+            &Device::Cpu,
+        )
+        .unwrap()
+    }
+
+    /// Checks the model's gradient against central differences on the largest-gradient and
+    /// a few fixed entries of every weight.
+    fn check_model(mut enc: Encoder) {
+        let b = batch();
+        let out = enc.forward(&b).unwrap();
+        let w = crate::ops::gradcheck::randn(out.dims(), 11, 1.0);
+        let loss = |e: &Encoder| -> f64 {
+            (e.forward(&b).unwrap() * &w)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar()
+                .unwrap()
+        };
+        let grads = (out * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let vars: Vec<(String, Var)> = {
+            let data = enc.varmap().data().lock().unwrap();
+            let mut v: Vec<_> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v
+        };
+        assert_eq!(vars.len(), 5 + 16 * enc.config().num_hidden_layers);
+        for (name, var) in &vars {
+            let g: Vec<f64> = grads
+                .get(var.as_tensor())
+                .unwrap_or_else(|| panic!("{name}: no grad"))
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let base = var.as_tensor().copy().unwrap();
+            let flat: Vec<f64> = base.flatten_all().unwrap().to_vec1().unwrap();
+            let argmax = (0..g.len())
+                .max_by(|&a, &b| g[a].abs().total_cmp(&g[b].abs()))
+                .unwrap();
+            if name.ends_with("attention.self.key.bias") {
+                // Softmax ignores a shift shared by all keys, and q·b_k is one: zero in exact arithmetic.
+                assert!(g[argmax].abs() < 1e-12, "{name}: {}", g[argmax]);
+            } else {
+                assert!(g[argmax].abs() > 1e-8, "{name}: gradient is zero");
+            }
+            for j in [argmax, 0, g.len() / 2, g.len() - 1] {
+                let eps = 1e-6;
+                let mut at = |d: f64| {
+                    let mut x = flat.clone();
+                    x[j] += d;
+                    var.set(&Tensor::from_vec(x, base.dims(), &Device::Cpu).unwrap())
+                        .unwrap();
+                    loss(&enc)
+                };
+                let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
+                var.set(&base).unwrap();
+                let err = (numeric - g[j]).abs() / (1.0 + numeric.abs());
+                assert!(
+                    err < 1e-6,
+                    "{name}[{j}]: analytic {} numeric {numeric}",
+                    g[j]
+                );
+            }
+        }
+        // The plain composition computes the same function.
+        let fused = enc.forward(&b).unwrap();
+        enc.set_kernels(Kernels::Composed);
+        let composed = enc.forward(&b).unwrap();
+        let diff: f64 = (fused - composed)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!(diff < 1e-12, "fused vs composed: {diff}");
+    }
+
+    #[test]
+    fn tiny_bert_finite_differences_mean_normalised() {
+        let enc =
+            Encoder::random_with_dtype(&EncoderConfig::tiny_bert(), DType::F64, &Device::Cpu, 1)
+                .unwrap();
+        check_model(enc);
+    }
+
+    #[test]
+    fn tiny_xlmr_finite_differences_cls() {
+        let mut cfg = EncoderConfig::tiny_bert();
+        cfg.family = Family::Roberta;
+        cfg.model_type = "xlm-roberta".into();
+        cfg.type_vocab_size = 1;
+        cfg.pad_token_id = 1;
+        cfg.hidden_act = crate::config::Activation::GeluTanh;
+        let enc = Encoder::random_with_dtype(&cfg, DType::F64, &Device::Cpu, 2)
+            .unwrap()
+            .with_pooling(Pooling {
+                mode: PoolingMode::Cls,
+                normalize: false,
+            });
+        check_model(enc);
+    }
+
+    #[test]
+    fn padding_does_not_change_a_text_vector() {
+        let enc = Encoder::random(&EncoderConfig::tiny_bert(), &Device::Cpu, 3).unwrap();
+        let alone = enc
+            .forward(&TokenBatch::from_ids(&[vec![2, 11, 3]], 0, &Device::Cpu).unwrap())
+            .unwrap();
+        let padded = enc
+            .forward(&batch())
+            .unwrap()
+            .get(1)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let diff: f32 = (alone - padded)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!(diff < 1e-5, "{diff}");
+    }
+
+    #[test]
+    fn save_and_load_round_trip() {
+        let enc = Encoder::random(&EncoderConfig::tiny_bert(), &Device::Cpu, 4)
+            .unwrap()
+            .with_pooling(Pooling {
+                mode: PoolingMode::Cls,
+                normalize: true,
+            })
+            .with_prompts(Prompts {
+                query: "query: ".into(),
+                passage: "passage: ".into(),
+            })
+            .unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("m");
+        enc.save(&dir).unwrap();
+        enc.save(&dir).unwrap(); // replacing an existing directory works too
+        let back = Encoder::load(&dir, &Device::Cpu).unwrap();
+        assert_eq!(back.pooling(), enc.pooling());
+        assert_eq!(back.prompts(), enc.prompts());
+        assert_eq!(back.config(), enc.config());
+        let a: Vec<Vec<f32>> = enc.forward(&batch()).unwrap().to_vec2().unwrap();
+        let b: Vec<Vec<f32>> = back.forward(&batch()).unwrap().to_vec2().unwrap();
+        assert_eq!(a, b);
+        assert!(dir.join("2_Normalize").is_dir() && dir.join("modules.json").is_file());
+    }
+}

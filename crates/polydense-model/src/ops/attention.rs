@@ -1,0 +1,404 @@
+//! Multi-head self-attention with a key-padding mask, fused, with its backward pass.
+//!
+//! The input is the output of the fused Q/K/V projection, `[batch·seq, 3·hidden]`, and the
+//! output is the heads' context already merged back to `[batch·seq, hidden]`, so the
+//! split-heads and merge-heads transposes (two full copies each way) never happen: each head's
+//! blocks are read in place through strides. candle's batched matmul calls a multi-threaded
+//! gemm per (batch, head) pair on 128×128×32 blocks, where thread start-up dominates; here
+//! rayon splits the batch and each head runs a single-threaded gemm. The backward pass
+//! recomputes the attention probabilities rather than storing them (as FlashAttention does),
+//! which costs one extra small matmul per head and saves `batch·heads·seq²` floats per layer.
+//!
+//! Padding is on the right (the tokenizer pads that way), so the mask is one valid length per
+//! sequence: keys past it get no weight. Padded query rows still attend to the valid keys, as
+//! in HF BERT; pooling ignores them.
+
+use std::sync::Arc;
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use gemm::{gemm, Parallelism};
+use rayon::prelude::*;
+
+use super::softmax::{softmax_composed, softmax_row, softmax_row_backward};
+use super::{slice, unsupported, IntoStorage, Kernels, Real};
+
+/// The shape of one attention call: `batch` sequences of `seq` tokens, and their valid lengths.
+#[derive(Debug, Clone)]
+pub struct AttentionShape {
+    /// Sequences in the batch.
+    pub batch: usize,
+    /// Padded length of every sequence.
+    pub seq: usize,
+    /// Number of heads.
+    pub heads: usize,
+    /// Valid (unpadded) tokens of each sequence.
+    pub lengths: Arc<[usize]>,
+}
+
+/// Self-attention on a fused `[batch·seq, 3·hidden]` Q/K/V input, giving `[batch·seq, hidden]`.
+pub fn attention(qkv: &Tensor, shape: &AttentionShape, kernels: Kernels) -> Result<Tensor> {
+    match kernels {
+        Kernels::Fused => qkv.contiguous()?.apply_op1(Attention {
+            shape: shape.clone(),
+        }),
+        Kernels::Composed => attention_composed(qkv, shape),
+    }
+}
+
+/// The same function from plain candle ops: the reference, and the path off the CPU.
+pub fn attention_composed(qkv: &Tensor, shape: &AttentionShape) -> Result<Tensor> {
+    let (b, s, nh) = (shape.batch, shape.seq, shape.heads);
+    let hidden = qkv.dim(1)? / 3;
+    let d = hidden / nh;
+    let split = |i: usize| -> Result<Tensor> {
+        qkv.narrow(1, i * hidden, hidden)?
+            .reshape((b, s, nh, d))?
+            .transpose(1, 2)?
+            .contiguous()
+    };
+    let (q, k, v) = (split(0)?, split(1)?, split(2)?);
+    let mask: Vec<f32> = (0..b)
+        .flat_map(|i| (0..s).map(move |j| if j < shape.lengths[i] { 0.0 } else { f32::MIN }))
+        .collect();
+    let mask = Tensor::from_vec(mask, (b, 1, 1, s), qkv.device())?.to_dtype(qkv.dtype())?;
+    let scores = (q.matmul(&k.t()?)? * (1.0 / (d as f64).sqrt()))?.broadcast_add(&mask)?;
+    let probs = softmax_composed(&scores)?;
+    probs.matmul(&v)?.transpose(1, 2)?.reshape((b * s, hidden))
+}
+
+struct Attention {
+    shape: AttentionShape,
+}
+
+/// `dst[m×n] = beta · lhs[m×k] · rhs[k×n]` (+ dst when `acc`), all given by row and column strides.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+unsafe fn matmul<T: Real>(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut T,
+    dst_rs: usize,
+    lhs: *const T,
+    (lhs_rs, lhs_cs): (usize, usize),
+    rhs: *const T,
+    (rhs_rs, rhs_cs): (usize, usize),
+    beta: T,
+) {
+    gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        dst_rs as isize,
+        false,
+        lhs,
+        lhs_cs as isize,
+        lhs_rs as isize,
+        rhs,
+        rhs_cs as isize,
+        rhs_rs as isize,
+        T::ZERO,
+        beta,
+        false,
+        false,
+        false,
+        Parallelism::None,
+    )
+}
+
+/// Scores and probabilities `P = softmax(scale · Q Kᵀ)` of one head, `[seq × len]` row-major.
+unsafe fn probabilities<T: Real>(
+    qkv: &[T],
+    s: usize,
+    len: usize,
+    hidden: usize,
+    col: usize,
+    d: usize,
+    p: &mut [T],
+) {
+    let w = 3 * hidden;
+    let q = qkv.as_ptr().add(col);
+    let k = qkv.as_ptr().add(hidden + col);
+    matmul(
+        (s, len, d),
+        p.as_mut_ptr(),
+        len,
+        q,
+        (w, 1),
+        k,
+        (1, w),
+        T::ONE,
+    );
+    let scale = T::from_f64(1.0 / (d as f64).sqrt());
+    for row in p.chunks_exact_mut(len) {
+        softmax_row(row, len, scale);
+    }
+}
+
+fn forward<T: Real>(qkv: &[T], sh: &AttentionShape) -> Vec<T> {
+    let (s, nh) = (sh.seq, sh.heads);
+    let hidden = qkv.len() / (sh.batch * s * 3);
+    let d = hidden / nh;
+    let mut out = vec![T::ZERO; sh.batch * s * hidden];
+    out.par_chunks_mut(s * hidden)
+        .zip(qkv.par_chunks(s * 3 * hidden))
+        .zip(sh.lengths.par_iter())
+        .for_each(|((o, x), &len)| {
+            let len = len.clamp(1, s);
+            let mut p = vec![T::ZERO; s * len];
+            for h in 0..nh {
+                // SAFETY: every block lies inside `x` (s rows of 3·hidden) or `o` (s rows of
+                // hidden), since h·d + d ≤ hidden and len ≤ s.
+                unsafe {
+                    probabilities(x, s, len, hidden, h * d, d, &mut p);
+                    let v = x.as_ptr().add(2 * hidden + h * d);
+                    matmul(
+                        (s, d, len),
+                        o.as_mut_ptr().add(h * d),
+                        hidden,
+                        p.as_ptr(),
+                        (len, 1),
+                        v,
+                        (3 * hidden, 1),
+                        T::ONE,
+                    );
+                }
+            }
+        });
+    out
+}
+
+impl CustomOp1 for Attention {
+    fn name(&self) -> &'static str {
+        "fused-attention"
+    }
+
+    fn cpu_fwd(&self, st: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let name = self.name();
+        let (rows, w) = l.shape().dims2()?;
+        let sh = &self.shape;
+        if rows != sh.batch * sh.seq
+            || w % 3 != 0
+            || (w / 3) % sh.heads != 0
+            || sh.lengths.len() != sh.batch
+        {
+            candle_core::bail!("{name}: input {:?} does not fit {sh:?}", l.dims());
+        }
+        let out = match st {
+            CpuStorage::F32(x) => forward(slice(x, l, name)?, sh).into_storage(),
+            CpuStorage::F64(x) => forward(slice(x, l, name)?, sh).into_storage(),
+            _ => return Err(unsupported(name, st)),
+        };
+        Ok((out, Shape::from((rows, w / 3))))
+    }
+
+    fn bwd(&self, qkv: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let g = grad.contiguous()?;
+        Ok(Some(qkv.apply_op2_no_bwd(
+            &g,
+            &AttentionBackward {
+                shape: self.shape.clone(),
+            },
+        )?))
+    }
+}
+
+/// Gradient wrt the fused Q/K/V input, laid out like it.
+struct AttentionBackward {
+    shape: AttentionShape,
+}
+
+fn backward<T: Real>(qkv: &[T], dout: &[T], sh: &AttentionShape) -> Vec<T> {
+    let (s, nh) = (sh.seq, sh.heads);
+    let hidden = qkv.len() / (sh.batch * s * 3);
+    let (d, w) = (hidden / nh, 3 * hidden);
+    let scale = T::from_f64(1.0 / (d as f64).sqrt());
+    let mut dqkv = vec![T::ZERO; qkv.len()];
+    dqkv.par_chunks_mut(s * w)
+        .zip(qkv.par_chunks(s * w))
+        .zip(dout.par_chunks(s * hidden))
+        .zip(sh.lengths.par_iter())
+        .for_each(|(((dx, x), dy), &len)| {
+            let len = len.clamp(1, s);
+            let mut p = vec![T::ZERO; s * len];
+            let mut dp = vec![T::ZERO; s * len];
+            for h in 0..nh {
+                let c = h * d;
+                // SAFETY: as in the forward pass, every block lies inside its slice.
+                unsafe {
+                    probabilities(x, s, len, hidden, c, d, &mut p);
+                    let (q, k, v) = (
+                        x.as_ptr().add(c),
+                        x.as_ptr().add(hidden + c),
+                        x.as_ptr().add(2 * hidden + c),
+                    );
+                    let dyh = dy.as_ptr().add(c);
+                    // dV = Pᵀ dO
+                    matmul(
+                        (len, d, s),
+                        dx.as_mut_ptr().add(2 * hidden + c),
+                        w,
+                        p.as_ptr(),
+                        (1, len),
+                        dyh,
+                        (hidden, 1),
+                        T::ONE,
+                    );
+                    // dP = dO Vᵀ, then dS = softmax backward
+                    matmul(
+                        (s, len, d),
+                        dp.as_mut_ptr(),
+                        len,
+                        dyh,
+                        (hidden, 1),
+                        v,
+                        (1, w),
+                        T::ONE,
+                    );
+                    for (pr, dr) in p.chunks_exact(len).zip(dp.chunks_exact_mut(len)) {
+                        softmax_row_backward(pr, dr);
+                    }
+                    // dQ = scale · dS K ; dK = scale · dSᵀ Q
+                    matmul(
+                        (s, d, len),
+                        dx.as_mut_ptr().add(c),
+                        w,
+                        dp.as_ptr(),
+                        (len, 1),
+                        k,
+                        (w, 1),
+                        scale,
+                    );
+                    matmul(
+                        (len, d, s),
+                        dx.as_mut_ptr().add(hidden + c),
+                        w,
+                        dp.as_ptr(),
+                        (1, len),
+                        q,
+                        (w, 1),
+                        scale,
+                    );
+                }
+            }
+        });
+    dqkv
+}
+
+impl CustomOp2 for AttentionBackward {
+    fn name(&self) -> &'static str {
+        "fused-attention-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let name = self.name();
+        let out = match (s1, s2) {
+            (CpuStorage::F32(x), CpuStorage::F32(g)) => {
+                backward(slice(x, l1, name)?, slice(g, l2, name)?, &self.shape).into_storage()
+            }
+            (CpuStorage::F64(x), CpuStorage::F64(g)) => {
+                backward(slice(x, l1, name)?, slice(g, l2, name)?, &self.shape).into_storage()
+            }
+            _ => return Err(unsupported(name, s1)),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::gradcheck::{check, randn};
+    use candle_core::DType;
+
+    fn shape(lengths: &[usize], seq: usize, heads: usize) -> AttentionShape {
+        AttentionShape {
+            batch: lengths.len(),
+            seq,
+            heads,
+            lengths: lengths.into(),
+        }
+    }
+
+    #[test]
+    fn fused_matches_composed_with_padding() {
+        let sh = shape(&[5, 2, 7], 7, 2);
+        let qkv = randn(&[21, 3 * 8], 1, 2.0);
+        let a = attention(&qkv, &sh, Kernels::Fused).unwrap();
+        let c = attention_composed(&qkv, &sh).unwrap();
+        let diff = (a - c)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        assert!(diff < 1e-12, "{diff}");
+    }
+
+    #[test]
+    fn padded_keys_do_not_matter() {
+        let sh = shape(&[3], 5, 2);
+        let qkv = randn(&[5, 12], 2, 1.0);
+        let a = attention(&qkv, &sh, Kernels::Fused).unwrap();
+        let other =
+            Tensor::cat(&[qkv.narrow(0, 0, 3).unwrap(), randn(&[2, 12], 3, 9.0)], 0).unwrap();
+        let b = attention(&other, &sh, Kernels::Fused).unwrap();
+        let diff = (a.narrow(0, 0, 3).unwrap() - b.narrow(0, 0, 3).unwrap())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        assert_eq!(diff, 0.0);
+    }
+
+    #[test]
+    fn finite_differences() {
+        let sh = shape(&[4, 2], 4, 2);
+        check(
+            &[randn(&[8, 12], 4, 1.5)],
+            |t| attention(&t[0], &sh, Kernels::Fused),
+            1e-7,
+        );
+    }
+
+    #[test]
+    fn composed_finite_differences() {
+        let sh = shape(&[3, 1], 3, 2);
+        check(
+            &[randn(&[6, 12], 5, 1.5)],
+            |t| attention(&t[0], &sh, Kernels::Composed),
+            1e-7,
+        );
+    }
+
+    #[test]
+    fn f32_matches_f64() {
+        let sh = shape(&[9, 16], 16, 4);
+        let qkv = randn(&[32, 3 * 32], 6, 1.0);
+        let a = attention(&qkv, &sh, Kernels::Fused).unwrap();
+        let b = attention(&qkv.to_dtype(DType::F32).unwrap(), &sh, Kernels::Fused)
+            .unwrap()
+            .to_dtype(DType::F64)
+            .unwrap();
+        let diff = (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        assert!(diff < 1e-5, "{diff}");
+    }
+}

@@ -1,0 +1,286 @@
+//! Layer normalisation over the last dimension, fused, with its backward pass.
+//!
+//! candle-nn's fused `LayerNorm` has no backward pass (huggingface/candle #2977), and the
+//! composition of mean, variance and affine ops makes six full-size temporaries; this kernel
+//! makes one, and its backward computes dx, dγ and dβ in one pass over the rows.
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
+use rayon::prelude::*;
+
+use super::{rows_per_task, slice, unsupported, IntoStorage, Kernels, Real};
+
+/// `LN(x)·γ + β` over the last dimension of `x`, differentiable in all three inputs.
+pub fn layer_norm(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+    kernels: Kernels,
+) -> Result<Tensor> {
+    match kernels {
+        Kernels::Fused => {
+            x.contiguous()?
+                .apply_op3(&gamma.contiguous()?, &beta.contiguous()?, LayerNorm { eps })
+        }
+        Kernels::Composed => layer_norm_composed(x, gamma, beta, eps),
+    }
+}
+
+/// The same function from plain candle ops: the reference, and the path off the CPU.
+pub fn layer_norm_composed(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<Tensor> {
+    let mean = x.mean_keepdim(D::Minus1)?;
+    let centered = x.broadcast_sub(&mean)?;
+    let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
+    let normed = centered.broadcast_div(&(var + eps)?.sqrt()?)?;
+    normed.broadcast_mul(gamma)?.broadcast_add(beta)
+}
+
+struct LayerNorm {
+    eps: f64,
+}
+
+fn forward<T: Real>(x: &[T], g: &[T], b: &[T], eps: f64) -> Vec<T> {
+    let h = g.len();
+    let mut y = vec![T::ZERO; x.len()];
+    let chunk = rows_per_task(x.len() / h, h) * h;
+    let inv_h = T::from_f64(1.0 / h as f64);
+    let eps = T::from_f64(eps);
+    y.par_chunks_mut(chunk)
+        .zip(x.par_chunks(chunk))
+        .for_each(|(yc, xc)| {
+            for (yr, xr) in yc.chunks_exact_mut(h).zip(xc.chunks_exact(h)) {
+                let mut sum = T::ZERO;
+                for &v in xr {
+                    sum += v;
+                }
+                let mean = sum * inv_h;
+                let mut ss = T::ZERO;
+                for &v in xr {
+                    let d = v - mean;
+                    ss += d * d;
+                }
+                let rstd = T::ONE / (ss * inv_h + eps).sqrt();
+                for i in 0..h {
+                    yr[i] = (xr[i] - mean) * rstd * g[i] + b[i];
+                }
+            }
+        });
+    y
+}
+
+impl CustomOp3 for LayerNorm {
+    fn name(&self) -> &'static str {
+        "fused-layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let n = self.name();
+        let h = l1.dims().last().copied().unwrap_or(0);
+        if l2.shape().elem_count() != h || l3.shape().elem_count() != h {
+            candle_core::bail!("{n}: γ and β must have {h} entries");
+        }
+        let out = match (s1, s2, s3) {
+            (CpuStorage::F32(x), CpuStorage::F32(g), CpuStorage::F32(b)) => forward(
+                slice(x, l1, n)?,
+                slice(g, l2, n)?,
+                slice(b, l3, n)?,
+                self.eps,
+            )
+            .into_storage(),
+            (CpuStorage::F64(x), CpuStorage::F64(g), CpuStorage::F64(b)) => forward(
+                slice(x, l1, n)?,
+                slice(g, l2, n)?,
+                slice(b, l3, n)?,
+                self.eps,
+            )
+            .into_storage(),
+            _ => return Err(unsupported(n, s1)),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        _beta: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let h = gamma.elem_count();
+        let rows = x.elem_count() / h;
+        let packed = x.reshape((rows, h))?.apply_op3_no_bwd(
+            gamma,
+            &grad.contiguous()?.reshape((rows, h))?,
+            &LayerNormBackward { eps: self.eps },
+        )?;
+        let dx = packed.narrow(0, 0, rows)?.reshape(x.shape())?;
+        let dgamma = packed.get(rows)?.reshape(gamma.shape())?;
+        let dbeta = packed.get(rows + 1)?.reshape(gamma.shape())?;
+        Ok((Some(dx), Some(dgamma), Some(dbeta)))
+    }
+}
+
+/// Computes `[dx; dγ; dβ]` stacked as `rows + 2` rows, since a custom op has one output.
+struct LayerNormBackward {
+    eps: f64,
+}
+
+fn backward<T: Real>(x: &[T], g: &[T], dy: &[T], eps: f64) -> Vec<T> {
+    let h = g.len();
+    let rows = x.len() / h;
+    let mut out = vec![T::ZERO; (rows + 2) * h];
+    let chunk = rows_per_task(rows, h) * h;
+    let inv_h = T::from_f64(1.0 / h as f64);
+    let eps = T::from_f64(eps);
+    let (dx, _) = out.split_at_mut(rows * h);
+    let (dg, db) = dx
+        .par_chunks_mut(chunk)
+        .zip(x.par_chunks(chunk).zip(dy.par_chunks(chunk)))
+        .map(|(dxc, (xc, dyc))| {
+            let mut dg = vec![T::ZERO; h];
+            let mut db = vec![T::ZERO; h];
+            let mut xhat = vec![T::ZERO; h];
+            for ((dxr, xr), dyr) in dxc
+                .chunks_exact_mut(h)
+                .zip(xc.chunks_exact(h))
+                .zip(dyc.chunks_exact(h))
+            {
+                let mut sum = T::ZERO;
+                for &v in xr {
+                    sum += v;
+                }
+                let mean = sum * inv_h;
+                let mut ss = T::ZERO;
+                for &v in xr {
+                    let d = v - mean;
+                    ss += d * d;
+                }
+                let rstd = T::ONE / (ss * inv_h + eps).sqrt();
+                let (mut s_gy, mut s_gyx) = (T::ZERO, T::ZERO);
+                for i in 0..h {
+                    xhat[i] = (xr[i] - mean) * rstd;
+                    let gy = dyr[i] * g[i];
+                    s_gy += gy;
+                    s_gyx += gy * xhat[i];
+                    dg[i] += dyr[i] * xhat[i];
+                    db[i] += dyr[i];
+                }
+                let (m_gy, m_gyx) = (s_gy * inv_h, s_gyx * inv_h);
+                for i in 0..h {
+                    dxr[i] = rstd * (dyr[i] * g[i] - m_gy - xhat[i] * m_gyx);
+                }
+            }
+            (dg, db)
+        })
+        .reduce(
+            || (vec![T::ZERO; h], vec![T::ZERO; h]),
+            |(mut a, mut b), (c, d)| {
+                for i in 0..h {
+                    a[i] += c[i];
+                    b[i] += d[i];
+                }
+                (a, b)
+            },
+        );
+    out[rows * h..(rows + 1) * h].copy_from_slice(&dg);
+    out[(rows + 1) * h..].copy_from_slice(&db);
+    out
+}
+
+impl CustomOp3 for LayerNormBackward {
+    fn name(&self) -> &'static str {
+        "fused-layer-norm-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let n = self.name();
+        let (rows, h) = l1.shape().dims2()?;
+        let out = match (s1, s2, s3) {
+            (CpuStorage::F32(x), CpuStorage::F32(g), CpuStorage::F32(d)) => backward(
+                slice(x, l1, n)?,
+                slice(g, l2, n)?,
+                slice(d, l3, n)?,
+                self.eps,
+            )
+            .into_storage(),
+            (CpuStorage::F64(x), CpuStorage::F64(g), CpuStorage::F64(d)) => backward(
+                slice(x, l1, n)?,
+                slice(g, l2, n)?,
+                slice(d, l3, n)?,
+                self.eps,
+            )
+            .into_storage(),
+            _ => return Err(unsupported(n, s1)),
+        };
+        Ok((out, Shape::from((rows + 2, h))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::gradcheck::{check, randn};
+
+    #[test]
+    fn fused_matches_composed() {
+        let x = randn(&[3, 5, 8], 1, 3.0);
+        let g = randn(&[8], 2, 1.0);
+        let b = randn(&[8], 3, 1.0);
+        let a = layer_norm(&x, &g, &b, 1e-5, Kernels::Fused).unwrap();
+        let c = layer_norm_composed(&x, &g, &b, 1e-5).unwrap();
+        let diff = (a - c)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        assert!(diff < 1e-12, "{diff}");
+    }
+
+    #[test]
+    fn finite_differences() {
+        let inputs = [
+            randn(&[4, 6], 4, 2.0),
+            randn(&[6], 5, 1.0),
+            randn(&[6], 6, 1.0),
+        ];
+        check(
+            &inputs,
+            |t| layer_norm(&t[0], &t[1], &t[2], 1e-5, Kernels::Fused),
+            1e-6,
+        );
+    }
+
+    #[test]
+    fn f32_runs_and_normalises() {
+        let x = randn(&[2, 16], 7, 5.0)
+            .to_dtype(candle_core::DType::F32)
+            .unwrap();
+        let g = Tensor::ones(16, candle_core::DType::F32, x.device()).unwrap();
+        let b = Tensor::zeros(16, candle_core::DType::F32, x.device()).unwrap();
+        let y = layer_norm(&x, &g, &b, 1e-12, Kernels::Fused).unwrap();
+        let var: Vec<f32> = y.sqr().unwrap().mean(1).unwrap().to_vec1().unwrap();
+        for v in var {
+            assert!((v - 1.0).abs() < 1e-4, "{v}");
+        }
+    }
+}

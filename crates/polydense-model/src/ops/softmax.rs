@@ -1,0 +1,178 @@
+//! Softmax over the last dimension, fused, with its backward pass; also the row kernels the
+//! fused attention uses for its masked, scaled softmax.
+//!
+//! candle-nn's `softmax_last_dim` has no backward pass (huggingface/candle #3011); the
+//! composition (max, sub, exp, sum, div) makes five full-size temporaries.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, D};
+use rayon::prelude::*;
+
+use super::{rows_per_task, slice, unsupported, IntoStorage, Kernels, Real};
+
+/// Softmax over the last dimension, differentiable.
+pub fn softmax_last_dim(x: &Tensor, kernels: Kernels) -> Result<Tensor> {
+    match kernels {
+        Kernels::Fused => x.contiguous()?.apply_op1(Softmax),
+        Kernels::Composed => softmax_composed(x),
+    }
+}
+
+/// The same function from plain candle ops: the reference, and the path off the CPU.
+pub fn softmax_composed(x: &Tensor) -> Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?.detach();
+    let e = x.broadcast_sub(&max)?.exp()?;
+    e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
+}
+
+/// In place: `row[..valid]` becomes softmax(scale · row[..valid]); the rest (masked keys) 0.
+#[inline]
+pub(crate) fn softmax_row<T: Real>(row: &mut [T], valid: usize, scale: T) {
+    let mut max = T::neg_infinity();
+    for &v in &row[..valid] {
+        max = max.max(v);
+    }
+    let mut sum = T::ZERO;
+    for v in &mut row[..valid] {
+        let e = ((*v - max) * scale).exp();
+        *v = e;
+        sum += e;
+    }
+    let inv = if valid > 0 { T::ONE / sum } else { T::ZERO };
+    for v in &mut row[..valid] {
+        *v = *v * inv;
+    }
+    for v in &mut row[valid..] {
+        *v = T::ZERO;
+    }
+}
+
+/// In place: `dy` becomes the gradient wrt the softmax input, `y ∘ (dy − ⟨dy, y⟩)`.
+#[inline]
+pub(crate) fn softmax_row_backward<T: Real>(y: &[T], dy: &mut [T]) {
+    let mut dot = T::ZERO;
+    for (a, b) in y.iter().zip(dy.iter()) {
+        dot += *a * *b;
+    }
+    for (a, b) in y.iter().zip(dy.iter_mut()) {
+        *b = *a * (*b - dot);
+    }
+}
+
+struct Softmax;
+
+fn forward<T: Real>(x: &[T], n: usize) -> Vec<T> {
+    let mut y = x.to_vec();
+    let chunk = rows_per_task(x.len() / n.max(1), n) * n;
+    y.par_chunks_mut(chunk.max(1)).for_each(|c| {
+        for r in c.chunks_exact_mut(n) {
+            softmax_row(r, n, T::ONE);
+        }
+    });
+    y
+}
+
+impl CustomOp1 for Softmax {
+    fn name(&self) -> &'static str {
+        "fused-softmax"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let name = self.name();
+        let n = l.dims().last().copied().unwrap_or(1);
+        let out = match s {
+            CpuStorage::F32(x) => forward(slice(x, l, name)?, n).into_storage(),
+            CpuStorage::F64(x) => forward(slice(x, l, name)?, n).into_storage(),
+            _ => return Err(unsupported(name, s)),
+        };
+        Ok((out, l.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(
+            res.apply_op2_no_bwd(&grad.contiguous()?, &SoftmaxBackward)?,
+        ))
+    }
+}
+
+struct SoftmaxBackward;
+
+fn backward<T: Real>(y: &[T], dy: &[T], n: usize) -> Vec<T> {
+    let mut dx = dy.to_vec();
+    let chunk = rows_per_task(y.len() / n.max(1), n) * n;
+    dx.par_chunks_mut(chunk.max(1))
+        .zip(y.par_chunks(chunk.max(1)))
+        .for_each(|(dc, yc)| {
+            for (d, r) in dc.chunks_exact_mut(n).zip(yc.chunks_exact(n)) {
+                softmax_row_backward(r, d);
+            }
+        });
+    dx
+}
+
+impl CustomOp2 for SoftmaxBackward {
+    fn name(&self) -> &'static str {
+        "fused-softmax-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let name = self.name();
+        let n = l1.dims().last().copied().unwrap_or(1);
+        let out = match (s1, s2) {
+            (CpuStorage::F32(y), CpuStorage::F32(d)) => {
+                backward(slice(y, l1, name)?, slice(d, l2, name)?, n).into_storage()
+            }
+            (CpuStorage::F64(y), CpuStorage::F64(d)) => {
+                backward(slice(y, l1, name)?, slice(d, l2, name)?, n).into_storage()
+            }
+            _ => return Err(unsupported(name, s1)),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::gradcheck::{check, randn};
+
+    #[test]
+    fn fused_matches_composed() {
+        let x = randn(&[4, 3, 9], 1, 10.0);
+        let a = softmax_last_dim(&x, Kernels::Fused).unwrap();
+        let c = softmax_composed(&x).unwrap();
+        let diff = (a - c)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        assert!(diff < 1e-14, "{diff}");
+    }
+
+    #[test]
+    fn finite_differences() {
+        check(
+            &[randn(&[3, 7], 2, 3.0)],
+            |t| softmax_last_dim(&t[0], Kernels::Fused),
+            1e-7,
+        );
+    }
+
+    #[test]
+    fn masked_row_ignores_padding() {
+        let mut row = [1.0f64, 2.0, 1e9, -1e9];
+        softmax_row(&mut row, 2, 0.5);
+        let e = (0.5f64).exp();
+        assert!((row[0] - 1.0 / (1.0 + e)).abs() < 1e-15);
+        assert!((row[1] - e / (1.0 + e)).abs() < 1e-15);
+        assert_eq!(&row[2..], &[0.0, 0.0]);
+    }
+}
