@@ -1,10 +1,313 @@
-//! `polydense retrieve`.
+//! `polydense retrieve`: encode a BEIR corpus (cached), search its queries exactly, and
+//! evaluate the run overall and per query language.
+
+use super::encode::{encode_file, store_metadata, EncodeStats, EncoderArgs};
+use super::search::{search_queries, SearchStats};
+use anyhow::{bail, Context, Result};
+use polydense_data::atomic::write_atomic;
+use polydense_data::beir::{load_queries, read_qrels_checked};
+use polydense_data::Query;
+use polydense_eval::{evaluate, parse_metrics, EvalOptions, Report, DEFAULT_METRICS};
+use polydense_index::EmbeddingStore;
+use polydense_model::TextKind;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 /// Flags of `polydense retrieve`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Model: an HF directory, or a name installed under $POLYDENSE_HOME/models (e5-small).
+    #[arg(long, value_name = "DIR|NAME")]
+    pub model: String,
+    /// A BEIR directory: corpus.jsonl, queries.jsonl and qrels/{split}.tsv (.gz is fine).
+    #[arg(long, value_name = "BEIR_DIR")]
+    pub data: PathBuf,
+    /// The qrels split to evaluate; only the queries it judges are searched.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Hits per query.
+    #[arg(long, default_value_t = 100)]
+    pub k: usize,
+    /// Output directory: run.trec, metrics.json, summary.json, and the corpus embeddings
+    /// (reused by the next run with the same model and corpus). Default:
+    /// runs/retrieve/<dataset>-<model>.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Comma-separated metrics (see `polydense eval --help`).
+    #[arg(long, default_value = DEFAULT_METRICS)]
+    pub metrics: String,
+    /// Re-encode the corpus even when cached embeddings match.
+    #[arg(long)]
+    pub restart: bool,
+    #[command(flatten)]
+    pub encoder: EncoderArgs,
+}
+
+/// What `summary.json` records about a retrieve run.
+#[derive(Serialize)]
+struct Summary<'a> {
+    model: String,
+    data: String,
+    split: &'a str,
+    k: usize,
+    corpus_rows: usize,
+    /// None when the cached corpus embeddings were reused.
+    corpus_encoding: Option<EncodeStats>,
+    search: SearchStats,
+    report: &'a Report,
+}
+
+/// `dir/name`, or `dir/name.gz` when only that exists.
+fn beir_file(dir: &Path, name: &str) -> Result<PathBuf> {
+    let plain = dir.join(name);
+    let gz = dir.join(format!("{name}.gz"));
+    if plain.is_file() {
+        Ok(plain)
+    } else if gz.is_file() {
+        Ok(gz)
+    } else {
+        bail!(
+            "{} does not exist (hint: --data must be a BEIR directory with corpus.jsonl, \
+             queries.jsonl and qrels/)",
+            plain.display()
+        )
+    }
+}
+
+fn default_out(data: &Path, model: &str) -> PathBuf {
+    let name = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let data = data.canonicalize().unwrap_or_else(|_| data.to_path_buf());
+    let parent = data.parent().map(name).unwrap_or_default();
+    let dataset = if parent.is_empty() {
+        name(&data)
+    } else {
+        format!("{parent}-{}", name(&data))
+    };
+    PathBuf::from("runs/retrieve").join(format!("{dataset}-{}", name(Path::new(model))))
+}
+
+/// Whether the cached store was made from the same model, settings and corpus.
+fn cache_matches(store: &EmbeddingStore, wanted: &BTreeMap<String, String>) -> bool {
+    wanted
+        .iter()
+        .all(|(k, v)| store.metadata().get(k) == Some(v))
+}
 
 /// Runs `polydense retrieve`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("polydense retrieve is not built yet")
+pub fn run(args: Args) -> Result<()> {
+    let metrics = parse_metrics(&args.metrics)?;
+    let corpus_path = beir_file(&args.data, "corpus.jsonl")?;
+    let queries_path = beir_file(&args.data, "queries.jsonl")?;
+    let qrels_path = beir_file(&args.data.join("qrels"), &format!("{}.tsv", args.split))?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out(&args.data, &args.model));
+    let (model_dir, encoder) = args.encoder.load(&args.model)?;
+
+    let emb_dir = out.join("corpus-embeddings");
+    let meta = store_metadata(
+        &model_dir,
+        TextKind::Passage,
+        args.encoder.max_length,
+        &corpus_path,
+    )?;
+    let cached = !args.restart
+        && EmbeddingStore::exists(&emb_dir)
+        && EmbeddingStore::open(&emb_dir).is_ok_and(|s| cache_matches(&s, &meta));
+    let corpus_encoding = if cached {
+        tracing::info!("reusing the corpus embeddings in {}", emb_dir.display());
+        None
+    } else {
+        Some(encode_file(
+            &encoder,
+            TextKind::Passage,
+            &corpus_path,
+            &emb_dir,
+            meta,
+            args.encoder.block,
+            args.restart,
+        )?)
+    };
+    let store = EmbeddingStore::open(&emb_dir)?;
+
+    let queries = load_queries(&queries_path)?;
+    let qrels = {
+        let qids: HashSet<&str> = queries.iter().map(|q| q.id.as_str()).collect();
+        let dids: HashSet<&str> = store.ids().iter().map(|r| r.id.as_str()).collect();
+        read_qrels_checked(&qrels_path, Some(&qids), Some(&dids))?
+    };
+    // Only judged queries, as BEIR's loader keeps them: the others cannot be scored.
+    let queries: Vec<Query> = queries
+        .into_iter()
+        .filter(|q| qrels.contains_key(&q.id))
+        .collect();
+    if queries.is_empty() {
+        bail!(
+            "{} judges no query of {}",
+            qrels_path.display(),
+            queries_path.display()
+        );
+    }
+    let (run, search) = search_queries(&encoder, &queries, &store, args.k, args.encoder.block)?;
+    let run_path = out.join("run.trec");
+    polydense_data::trec::write_run(&run_path, &run, "polydense")?;
+
+    let scores = evaluate(&qrels, &run, &metrics, &EvalOptions::default())
+        .with_context(|| format!("evaluating {}", run_path.display()))?;
+    let langs: BTreeMap<String, String> = queries
+        .iter()
+        .filter_map(|q| q.lang.clone().map(|l| (q.id.clone(), l)))
+        .collect();
+    let report = Report::new(&scores, (!langs.is_empty()).then_some(&langs));
+    let json = serde_json::to_string_pretty(&report)?;
+    write_atomic(out.join("metrics.json"), |w| writeln!(w, "{json}"))?;
+    let summary = Summary {
+        model: model_dir.display().to_string(),
+        data: args.data.display().to_string(),
+        split: &args.split,
+        k: args.k,
+        corpus_rows: store.len(),
+        corpus_encoding,
+        search,
+        report: &report,
+    };
+    let json = serde_json::to_string_pretty(&summary)?;
+    write_atomic(out.join("summary.json"), |w| writeln!(w, "{json}"))?;
+    print!("{}", report.to_table());
+    tracing::info!("wrote {} and metrics.json", run_path.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    const FIXTURE: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/index/tiny-beir"
+    );
+
+    /// A directory removed when the test ends, pass or fail.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// The installed all-MiniLM-L6-v2, or None (with a skip line) when it is absent outside CI.
+    fn minilm() -> Option<PathBuf> {
+        let dir = polydense_data::paths::polydense_home().join("models/minilm-l6");
+        if dir.join("model.safetensors").is_file() {
+            return Some(dir);
+        }
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{} is missing; run scripts/setup --assets", dir.display());
+        }
+        eprintln!("skipping: {} is not installed", dir.display());
+        None
+    }
+
+    #[test]
+    fn retrieves_evaluates_and_reuses_cached_embeddings() {
+        let Some(model) = minilm() else { return };
+        let out_dir =
+            std::env::temp_dir().join(format!("polydense-retrieve-cli-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out_dir);
+        let out = TempDir(out_dir);
+        let argv = |extra: &[&str]| {
+            let mut v = vec![
+                "retrieve",
+                "--model",
+                model.to_str().unwrap(),
+                "--data",
+                FIXTURE,
+                "--k",
+                "3",
+                "--block",
+                "2",
+                "--out",
+                out.path().to_str().unwrap(),
+            ];
+            v.extend_from_slice(extra);
+            Cli::try_parse_from(v).unwrap().args
+        };
+        run(argv(&[])).unwrap();
+        let report: Report = serde_json::from_str(
+            &std::fs::read_to_string(out.path().join("metrics.json")).unwrap(),
+        )
+        .unwrap();
+        // Each query paraphrases exactly one passage; an English sentence encoder must rank
+        // it first.
+        assert_eq!(report.overall.get("mrr@10"), Some(1.0), "{report:?}");
+        assert_eq!(report.num_queries.overall, 3);
+        assert_eq!(report.per_lang.keys().collect::<Vec<_>>(), vec!["de", "en"]);
+        let written = polydense_data::trec::read_run(out.path().join("run.trec")).unwrap();
+        assert!(written.values().all(|hits| hits.len() == 3));
+
+        let emb = out.path().join("corpus-embeddings/embeddings.safetensors");
+        let before = std::fs::metadata(&emb).unwrap().modified().unwrap();
+        run(argv(&[])).unwrap();
+        assert_eq!(std::fs::metadata(&emb).unwrap().modified().unwrap(), before);
+        let summary: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(out.path().join("summary.json")).unwrap(),
+        )
+        .unwrap();
+        assert!(summary["corpus_encoding"].is_null());
+
+        // The streamed store holds what encoding the texts in one call gives.
+        let store = EmbeddingStore::open(out.path().join("corpus-embeddings")).unwrap();
+        let (_, enc) = argv(&[]).encoder.load(model.to_str().unwrap()).unwrap();
+        let texts: Vec<String> = super::super::encode::read_texts(
+            &PathBuf::from(FIXTURE).join("corpus.jsonl"),
+            TextKind::Passage,
+        )
+        .unwrap()
+        .map(|r| r.unwrap().1)
+        .collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let direct = enc
+            .encode(&refs, TextKind::Passage)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert_eq!(store.len(), texts.len());
+        for (a, b) in store.embeddings().iter().zip(&direct) {
+            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn missing_split_is_a_clear_error() {
+        let args = Cli::try_parse_from([
+            "retrieve", "--model", "none", "--data", FIXTURE, "--split", "nope",
+        ])
+        .unwrap()
+        .args;
+        let err = run(args).unwrap_err().to_string();
+        assert!(err.contains("nope.tsv does not exist"), "{err}");
+    }
 }

@@ -1,10 +1,136 @@
-//! `polydense search`.
+//! `polydense search`: encode queries and find their exact inner-product top-k in an
+//! embedding store, written as a TREC run.
+
+use super::encode::{progress_bar, EncoderArgs};
+use anyhow::{bail, Context, Result};
+use polydense_data::beir::read_queries;
+use polydense_data::{Query, Run};
+use polydense_index::{EmbeddingStore, ExactSearch};
+use polydense_model::{TextEncoder, TextKind};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 /// Flags of `polydense search`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Model: an HF directory, or a name installed under $POLYDENSE_HOME/models. Use the one
+    /// that encoded the index.
+    #[arg(long, value_name = "DIR|NAME")]
+    pub model: String,
+    /// An embedding store written by `polydense encode --corpus`.
+    #[arg(long, value_name = "DIR")]
+    pub index: PathBuf,
+    /// A BEIR queries.jsonl (plain or .gz).
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub queries: PathBuf,
+    /// The TREC run to write (`qid Q0 docid rank score tag`), atomically.
+    #[arg(long, value_name = "RUN")]
+    pub out: PathBuf,
+    /// Hits per query.
+    #[arg(long, default_value_t = 100)]
+    pub k: usize,
+    /// The run's tag column.
+    #[arg(long, default_value = "polydense")]
+    pub tag: String,
+    #[command(flatten)]
+    pub encoder: EncoderArgs,
+}
+
+/// How long the two halves of a search took, for logs and reports.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct SearchStats {
+    /// Queries searched.
+    pub queries: usize,
+    /// Seconds spent encoding them.
+    pub encode_seconds: f64,
+    /// Seconds spent in the exact top-k.
+    pub search_seconds: f64,
+}
+
+/// Encodes `queries` block by block and searches each block exactly, so memory is bounded
+/// by one block of query vectors and its hits.
+pub fn search_queries(
+    encoder: &TextEncoder,
+    queries: &[Query],
+    store: &EmbeddingStore,
+    k: usize,
+    block: usize,
+) -> Result<(Run, SearchStats)> {
+    if encoder.dim() != store.dim() {
+        bail!(
+            "the model makes {}-dim vectors but the index in {} holds {}-dim ones \
+             (hint: search with the model that encoded the index)",
+            encoder.dim(),
+            store.dir().display(),
+            store.dim()
+        );
+    }
+    let search = ExactSearch::new(k);
+    let mut run = Run::new();
+    let mut stats = SearchStats {
+        queries: queries.len(),
+        encode_seconds: 0.0,
+        search_seconds: 0.0,
+    };
+    let pb = progress_bar(Some(queries.len() as u64), "queries");
+    pb.set_message("searching");
+    for chunk in queries.chunks(block.max(1)) {
+        let texts: Vec<&str> = chunk.iter().map(|q| q.text.as_str()).collect();
+        let t = Instant::now();
+        let vecs = encoder
+            .encode(&texts, TextKind::Query)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        stats.encode_seconds += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let hits = search.search_store(&vecs, store)?;
+        stats.search_seconds += t.elapsed().as_secs_f64();
+        for (q, hits) in chunk.iter().zip(hits) {
+            let ranked = hits
+                .into_iter()
+                .map(|h| (store.ids()[h.row].id.clone(), f64::from(h.score)))
+                .collect();
+            run.insert(q.id.clone(), ranked);
+        }
+        pb.inc(chunk.len() as u64);
+    }
+    pb.finish_and_clear();
+    tracing::info!(
+        "{} queries: encoded in {:.2}s, searched {} rows in {:.2}s ({:.0} queries/s)",
+        stats.queries,
+        stats.encode_seconds,
+        store.len(),
+        stats.search_seconds,
+        stats.queries as f64 / stats.search_seconds.max(1e-9)
+    );
+    Ok((run, stats))
+}
+
+/// Opens a store, warning when it was encoded by another model than `model_dir`.
+pub fn open_store(dir: &Path, model_dir: &Path) -> Result<EmbeddingStore> {
+    let store = EmbeddingStore::open(dir)
+        .with_context(|| format!("opening the embedding index in {}", dir.display()))?;
+    let ours = model_dir
+        .canonicalize()
+        .unwrap_or_else(|_| model_dir.to_path_buf());
+    if let Some(theirs) = store.metadata().get("model") {
+        if Path::new(theirs) != ours {
+            tracing::warn!(
+                "the index was encoded with {theirs}, the queries with {}",
+                ours.display()
+            );
+        }
+    }
+    Ok(store)
+}
 
 /// Runs `polydense search`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("polydense search is not built yet")
+pub fn run(args: Args) -> Result<()> {
+    let (model_dir, encoder) = args.encoder.load(&args.model)?;
+    let store = open_store(&args.index, &model_dir)?;
+    let queries: Vec<Query> = read_queries(&args.queries)?.collect::<Result<_, _>>()?;
+    let (run, _) = search_queries(&encoder, &queries, &store, args.k, args.encoder.block)?;
+    polydense_data::trec::write_run(&args.out, &run, &args.tag)?;
+    tracing::info!("wrote {}", args.out.display());
+    Ok(())
 }
