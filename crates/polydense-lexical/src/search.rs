@@ -198,8 +198,8 @@ impl Bm25Searcher {
     }
 
     /// Scores analysed query `terms` (repeats count as query-term frequency, as in a Lucene
-    /// BooleanQuery of SHOULD clauses) and returns the best `k`, by score and then by id so
-    /// ties are deterministic.
+    /// BooleanQuery of SHOULD clauses) and returns the best `k`, by score and then by id
+    /// descending, trec_eval's tie order, so a cut at `k` keeps what an evaluator would rank.
     pub fn search_terms(
         &self,
         terms: &[String],
@@ -268,7 +268,7 @@ impl Bm25Searcher {
         let order = |a: &u32, b: &u32| {
             acc[*b as usize]
                 .total_cmp(&acc[*a as usize])
-                .then_with(|| ids[*a as usize].cmp(&ids[*b as usize]))
+                .then_with(|| ids[*b as usize].cmp(&ids[*a as usize]))
         };
         let cand = &mut s.touched;
         let k = k.min(cand.len());

@@ -82,17 +82,18 @@ fn scores_equal_lucene_bm25_for_several_k1_and_b() {
 }
 
 #[test]
-fn top_k_truncates_and_breaks_ties_by_id() {
+fn top_k_truncates_and_breaks_ties_like_trec_eval() {
     let docs = vec![
-        doc("b", "same words", "en"),
         doc("a", "same words", "en"),
+        doc("b", "same words", "en"),
         doc("c", "other", "en"),
     ];
     let (_tmp, path) = build(docs, &IndexOptions::default());
     let s = Bm25Searcher::open(&path, Bm25Params::default()).unwrap();
     let hits = s.search("same", Some("en"), 1).unwrap();
     assert_eq!(hits.len(), 1);
-    assert_eq!(hits[0].docid, "a");
+    // trec_eval ranks equal scores by docid descending.
+    assert_eq!(hits[0].docid, "b");
     assert!(s.search("absent", Some("en"), 5).unwrap().is_empty());
 }
 
