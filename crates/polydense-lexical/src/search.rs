@@ -21,6 +21,7 @@ use crate::meta::IndexMeta;
 use polydense_data::{Query, Run};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tantivy::fastfield::AliveBitSet;
@@ -87,6 +88,8 @@ pub struct Bm25Searcher {
     segments: Vec<Segment>,
     /// Corpus id per global document number (segment base + segment doc id).
     ids: Vec<String>,
+    /// Global document number per corpus id.
+    by_id: HashMap<String, u32>,
     /// `k1 · (1 − b + b · |d| / avgdl)` per global document, computed once at open.
     norms: Vec<f32>,
     analyzers: Analyzers,
@@ -147,6 +150,11 @@ impl Bm25Searcher {
             .map(|&l| (k1 * (1.0 - b + b * l as f64 / avgdl)) as f32)
             .collect();
         let analyzers = Analyzers::new(meta.analysis);
+        let by_id = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.clone(), i as u32))
+            .collect();
         Ok(Bm25Searcher {
             dir: dir.to_path_buf(),
             meta,
@@ -154,6 +162,7 @@ impl Bm25Searcher {
             body,
             segments,
             ids,
+            by_id,
             norms,
             analyzers,
         })
@@ -206,6 +215,19 @@ impl Bm25Searcher {
         k: usize,
         scratch: &mut Scratch,
     ) -> Result<Vec<Hit>> {
+        Ok(self.search_terms_and_score(terms, k, &[], scratch)?.0)
+    }
+
+    /// [`Bm25Searcher::search_terms`], plus the score of each document in `also` (by
+    /// [`Bm25Searcher::doc_number`]; 0 when it matches no term), ranked or not: a negative
+    /// miner needs its positives' scores to spot false negatives.
+    pub fn search_terms_and_score(
+        &self,
+        terms: &[String],
+        k: usize,
+        also: &[u32],
+        scratch: &mut Scratch,
+    ) -> Result<(Vec<Hit>, Vec<f32>)> {
         let mut uniq: Vec<&str> = terms.iter().map(String::as_str).collect();
         uniq.sort_unstable();
         let n_docs = self.ids.len() as f64;
@@ -217,9 +239,25 @@ impl Bm25Searcher {
                 qtf += 1;
                 i += 1;
             }
-            self.accumulate(t, qtf as f32, n_docs, scratch)?;
+            if let Err(e) = self.accumulate(t, qtf as f32, n_docs, scratch) {
+                self.reset(scratch);
+                return Err(e);
+            }
         }
-        Ok(self.top_k(k, scratch))
+        let extra = also.iter().map(|&d| scratch.acc[d as usize]).collect();
+        Ok((self.top_k(k, scratch), extra))
+    }
+
+    /// The internal number of the document with corpus id `docid`.
+    pub fn doc_number(&self, docid: &str) -> Option<u32> {
+        self.by_id.get(docid).copied()
+    }
+
+    fn reset(&self, s: &mut Scratch) {
+        for &d in s.touched.iter() {
+            s.acc[d as usize] = 0.0;
+        }
+        s.touched.clear();
     }
 
     fn accumulate(&self, term: &str, qtf: f32, n_docs: f64, s: &mut Scratch) -> Result<()> {
@@ -284,10 +322,7 @@ impl Bm25Searcher {
             })
             .collect();
         // Reset everything this query touched, selected or not; the next query starts from zeros.
-        for &d in s.touched.iter() {
-            s.acc[d as usize] = 0.0;
-        }
-        s.touched.clear();
+        self.reset(s);
         hits
     }
 

@@ -222,3 +222,29 @@ fn bad_parameters_are_rejected() {
     assert!(Bm25Searcher::open(&path, Bm25Params { k1: -1.0, b: 0.4 }).is_err());
     assert!(Bm25Searcher::open(&path, Bm25Params { k1: 0.9, b: 1.5 }).is_err());
 }
+
+#[test]
+fn scores_of_named_documents_come_back_even_outside_the_top_k() {
+    let docs = vec![
+        doc("1", "apple apple apple", "en"),
+        doc("2", "apple pie", "en"),
+        doc("3", "pear", "en"),
+    ];
+    let (_tmp, path) = build(docs, &IndexOptions::default());
+    let s = Bm25Searcher::open(&path, Bm25Params::default()).unwrap();
+    let terms = s.analyzers().terms("apple", Some("en"));
+    let full = s.search("apple", Some("en"), 10).unwrap();
+    let also = [s.doc_number("2").unwrap(), s.doc_number("3").unwrap()];
+    let mut scratch = s.scratch();
+    let (hits, extra) = s
+        .search_terms_and_score(&terms, 1, &also, &mut scratch)
+        .unwrap();
+    assert_eq!(hits, full[..1].to_vec());
+    assert_eq!(extra, vec![full[1].score, 0.0]);
+    assert_eq!(s.doc_number("missing"), None);
+    // The scratch space is clean afterwards: the same query gives the same answer.
+    let (again, _) = s
+        .search_terms_and_score(&terms, 1, &also, &mut scratch)
+        .unwrap();
+    assert_eq!(again, hits);
+}
