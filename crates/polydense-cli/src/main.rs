@@ -37,6 +37,8 @@ enum Command {
     Search(cmd::search::Args),
     /// Encode, search and evaluate a BEIR directory in one go.
     Retrieve(cmd::retrieve::Args),
+    /// Fine-tune a dual encoder with contrastive losses and hard negatives.
+    Train(cmd::train::Args),
 }
 
 fn main() {
@@ -59,6 +61,7 @@ fn main() {
         Command::Encode(a) => cmd::encode::run(a),
         Command::Search(a) => cmd::search::run(a),
         Command::Retrieve(a) => cmd::retrieve::run(a),
+        Command::Train(a) => cmd::train::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -8,3 +8,4 @@ pub mod mine;
 pub mod model;
 pub mod retrieve;
 pub mod search;
+pub mod train;
