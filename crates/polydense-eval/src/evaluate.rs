@@ -92,7 +92,8 @@ pub fn evaluate(
         .par_iter()
         .map_init(Scratch::default, |scratch, &(qid, judged, docs)| {
             let mut out = vec![0.0; metrics.len()];
-            score_query(judged, docs, metrics, scratch, &mut out).map_err(|e| e.at(qid))?;
+            score_query(judged, docs, Docids::Check, metrics, scratch, &mut out)
+                .map_err(|e| e.at(qid))?;
             Ok((qid.clone(), out))
         })
         .collect::<Result<_, EvalError>>()?;
@@ -112,20 +113,28 @@ pub fn evaluate(
 
 /// Reusable buffers, one set per worker thread.
 #[derive(Default)]
-pub struct Scratch<'a> {
-    seen: FxHashSet<&'a str>,
-    relevant: Vec<Hit<'a>>,
+pub struct Scratch {
+    relevant: Vec<Hit>,
     before: Vec<u32>,
     ideal: Vec<i32>,
     ranked: Vec<(u32, i32)>,
 }
 
-/// A retrieved relevant document: trec_eval sort key, docid and grade.
+/// A retrieved relevant document: trec_eval sort key, position in the run list, grade.
 #[derive(Clone, Copy)]
-struct Hit<'a> {
+struct Hit {
     key: u32,
-    docid: &'a str,
+    idx: u32,
     grade: i32,
+}
+
+/// Whether [`score_query`] must look for repeated docids itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Docids {
+    /// The caller guarantees each docid appears once (e.g. it came from a run reader).
+    Unique,
+    /// Check, and fail on a repeat as trec_eval does.
+    Check,
 }
 
 /// A per-query failure, before the query id is attached.
@@ -136,7 +145,7 @@ pub enum QueryError {
 }
 
 impl QueryError {
-    fn at(self, qid: &str) -> EvalError {
+    pub(crate) fn at(self, qid: &str) -> EvalError {
         match self {
             QueryError::Duplicate(docid) => EvalError::DuplicateDocument {
                 qid: qid.to_string(),
@@ -171,29 +180,32 @@ fn precedes(a_key: u32, a_doc: &str, b_key: u32, b_doc: &str) -> bool {
 }
 
 /// Scores one query into `out` (one value per metric).
-pub fn score_query<'a>(
+pub fn score_query(
     judged: &BTreeMap<String, i32>,
-    docs: &'a [(String, f64)],
+    docs: &[(String, f64)],
+    docids: Docids,
     metrics: &[Metric],
-    scratch: &mut Scratch<'a>,
+    scratch: &mut Scratch,
     out: &mut [f64],
 ) -> Result<(), QueryError> {
     out.iter_mut().for_each(|v| *v = 0.0);
-    // trec_eval refuses the whole evaluation on a duplicate document, relevant or not.
-    scratch.seen.clear();
+    if docids == Docids::Check {
+        // trec_eval refuses the whole evaluation on a duplicate document, relevant or not.
+        let mut seen = FxHashSet::with_capacity_and_hasher(docs.len(), Default::default());
+        if let Some((d, _)) = docs.iter().find(|(d, _)| !seen.insert(d.as_str())) {
+            return Err(QueryError::Duplicate(d.clone()));
+        }
+    }
     scratch.relevant.clear();
-    for (docid, score) in docs {
+    for (i, (docid, score)) in docs.iter().enumerate() {
         if score.is_nan() {
             return Err(QueryError::Nan(docid.clone()));
-        }
-        if !scratch.seen.insert(docid.as_str()) {
-            return Err(QueryError::Duplicate(docid.clone()));
         }
         if let Some(&grade) = judged.get(docid.as_str()) {
             if grade >= RELEVANCE_LEVEL {
                 scratch.relevant.push(Hit {
                     key: sort_key(*score),
-                    docid,
+                    idx: i as u32,
                     grade,
                 });
             }
@@ -220,12 +232,13 @@ pub fn score_query<'a>(
 
 /// Fills `scratch.ranked` with `(rank, grade)` of each retrieved relevant document, ranks
 /// ascending. A document's rank is 1 + the number of documents trec_eval puts before it.
-fn ranks_of_relevant<'a>(docs: &'a [(String, f64)], scratch: &mut Scratch<'a>) {
+fn ranks_of_relevant(docs: &[(String, f64)], scratch: &mut Scratch) {
+    let doc = |h: &Hit| docs[h.idx as usize].0.as_str();
     let rel = &mut scratch.relevant;
     rel.sort_unstable_by(|a, b| {
         b.key
             .cmp(&a.key)
-            .then_with(|| b.docid.as_bytes().cmp(a.docid.as_bytes()))
+            .then_with(|| doc(b).as_bytes().cmp(doc(a).as_bytes()))
     });
     // before[p] counts documents that exactly p relevant documents precede; the rank of the
     // j-th relevant document is then the number of documents with p <= j (itself included).
@@ -233,13 +246,13 @@ fn ranks_of_relevant<'a>(docs: &'a [(String, f64)], scratch: &mut Scratch<'a>) {
     scratch.before.resize(rel.len() + 1, 0);
     if let [only] = rel.as_slice() {
         for (docid, score) in docs {
-            let p = precedes(only.key, only.docid, sort_key(*score), docid) as usize;
+            let p = precedes(only.key, doc(only), sort_key(*score), docid) as usize;
             scratch.before[p] += 1;
         }
     } else {
         for (docid, score) in docs {
             let key = sort_key(*score);
-            let p = rel.partition_point(|h| precedes(h.key, h.docid, key, docid));
+            let p = rel.partition_point(|h| precedes(h.key, doc(h), key, docid));
             scratch.before[p] += 1;
         }
     }
@@ -315,7 +328,15 @@ mod tests {
     fn score(j: &BTreeMap<String, i32>, d: &[(String, f64)], metrics: &str) -> Vec<f64> {
         let metrics = crate::metric::parse_metrics(metrics).unwrap();
         let mut out = vec![f64::NAN; metrics.len()];
-        score_query(j, d, &metrics, &mut Scratch::default(), &mut out).unwrap();
+        score_query(
+            j,
+            d,
+            Docids::Check,
+            &metrics,
+            &mut Scratch::default(),
+            &mut out,
+        )
+        .unwrap();
         out
     }
 
@@ -403,10 +424,12 @@ mod tests {
         let mut out = [0.0];
         let m = [Metric::new(Measure::Map, None).unwrap()];
         let d = docs(&[("b", 1.0), ("c", 0.5), ("b", 0.2)]);
-        let e = score_query(&j, &d, &m, &mut Scratch::default(), &mut out).unwrap_err();
+        let e =
+            score_query(&j, &d, Docids::Check, &m, &mut Scratch::default(), &mut out).unwrap_err();
         assert_eq!(e, QueryError::Duplicate("b".into()));
         let d = docs(&[("a", f64::NAN)]);
-        let e = score_query(&j, &d, &m, &mut Scratch::default(), &mut out).unwrap_err();
+        let e =
+            score_query(&j, &d, Docids::Check, &m, &mut Scratch::default(), &mut out).unwrap_err();
         assert_eq!(e, QueryError::Nan("a".into()));
     }
 

@@ -58,6 +58,7 @@ pub mod langs;
 pub mod metric;
 pub mod report;
 pub mod significance;
+pub mod stream;
 
 pub use error::EvalError;
 pub use evaluate::{evaluate, EvalOptions, MissingQueries, PerQuery};
@@ -65,3 +66,4 @@ pub use langs::read_query_langs;
 pub use metric::{parse_metrics, Measure, Metric, DEFAULT_METRICS};
 pub use report::{MetricValues, QueryCounts, Report};
 pub use significance::{comparison_table, randomization_test, Comparison, TestOptions};
+pub use stream::{evaluate_run_file, FileScores};

@@ -4,7 +4,8 @@
 
 use polydense_data::trec::{read_qrels, read_run, read_run_with, RunOptions};
 use polydense_eval::{
-    evaluate, parse_metrics, read_query_langs, EvalOptions, MissingQueries, Report,
+    evaluate, evaluate_run_file, parse_metrics, read_query_langs, EvalOptions, MissingQueries,
+    Report,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -61,6 +62,16 @@ fn every_query_and_metric_matches_pytrec_eval() {
         }
     }
     assert_eq!(checked, 60 * 32);
+
+    // Scoring straight from the file gives the same numbers.
+    let streamed = evaluate_run_file(
+        &qrels,
+        format!("{DIR}/run.txt"),
+        &metrics,
+        &EvalOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(streamed.scores, scores);
 
     let report = Report::new(&scores, None);
     assert_eq!(

@@ -3,11 +3,11 @@
 
 use anyhow::{bail, Context, Result};
 use polydense_data::atomic::write_atomic;
-use polydense_data::trec::{read_qrels, read_run};
-use polydense_data::{Qrels, Run};
+use polydense_data::trec::read_qrels;
+use polydense_data::Qrels;
 use polydense_eval::{
-    comparison_table, evaluate, parse_metrics, randomization_test, read_query_langs, EvalOptions,
-    MissingQueries, PerQuery, Report, TestOptions, DEFAULT_METRICS,
+    comparison_table, evaluate_run_file, parse_metrics, randomization_test, read_query_langs,
+    EvalOptions, FileScores, MissingQueries, PerQuery, Report, TestOptions, DEFAULT_METRICS,
 };
 use serde::Serialize;
 use std::io::Write;
@@ -119,11 +119,8 @@ fn score(args: ScoreArgs) -> Result<()> {
     let metrics = parse_metrics(&args.common.metrics)?;
     let qrels_path = args.qrels.expect("clap requires --qrels");
     let run_path = args.run.expect("clap requires --run");
-    let (qrels, run) = read_inputs(&qrels_path, &[&run_path])?;
-    let run = run.into_iter().next().expect("one run read");
-    let scores = evaluate(&qrels, &run, &metrics, &options(&args.common))
-        .with_context(|| format!("evaluating {}", run_path.display()))?;
-    check_coverage(&qrels, &run, &scores, &run_path, &args.common)?;
+    let qrels = read_qrels(&qrels_path)?;
+    let scores = score_file(&qrels, &run_path, &metrics, &args.common)?;
     let langs = match &args.per_lang {
         Some(path) => {
             let langs = read_query_langs(path)?;
@@ -146,44 +143,33 @@ fn score(args: ScoreArgs) -> Result<()> {
     emit(&report, &args.common, || report.to_table())
 }
 
-/// Reads the qrels and the runs concurrently: the run files dominate the time, and reading
-/// is single-threaded per file.
-fn read_inputs(qrels: &Path, runs: &[&Path]) -> Result<(Qrels, Vec<Run>)> {
-    std::thread::scope(|s| {
-        let q = s.spawn(|| read_qrels(qrels));
-        let handles: Vec<_> = runs.iter().map(|&p| s.spawn(move || read_run(p))).collect();
-        let qrels = q.join().expect("qrels reader panicked")?;
-        let runs = handles
-            .into_iter()
-            .map(|h| h.join().expect("run reader panicked"))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((qrels, runs))
-    })
-}
-
-/// Refuses an evaluation of nothing, and says which queries were left out and why.
-fn check_coverage(
+/// Scores one run file, refusing an evaluation of nothing and saying which queries were
+/// left out and why.
+fn score_file(
     qrels: &Qrels,
-    run: &Run,
-    scores: &PerQuery,
     run_path: &Path,
+    metrics: &[polydense_eval::Metric],
     common: &CommonArgs,
-) -> Result<()> {
-    let unjudged = run.keys().filter(|q| !qrels.contains_key(*q)).count();
-    if scores.values.is_empty() {
+) -> Result<PerQuery> {
+    let FileScores { scores, run_qids } =
+        evaluate_run_file(qrels, run_path, metrics, &options(common))
+            .with_context(|| format!("evaluating {}", run_path.display()))?;
+    let judged_in_run = run_qids.iter().filter(|q| qrels.contains_key(*q)).count();
+    if judged_in_run == 0 {
         bail!(
             "no query of {} is judged in the qrels (hint: the run and the qrels must come \
              from the same dataset and split)",
             run_path.display()
         );
     }
+    let unjudged = run_qids.len() - judged_in_run;
     if unjudged > 0 {
         tracing::warn!(
             "ignored {unjudged} query id(s) of {} that the qrels do not judge",
             run_path.display()
         );
     }
-    let missing = qrels.keys().filter(|q| !run.contains_key(*q)).count();
+    let missing = qrels.len() - judged_in_run;
     if missing > 0 {
         if common.missing_as_zero {
             tracing::info!("{missing} judged query id(s) missing from the run count as 0");
@@ -194,7 +180,7 @@ fn check_coverage(
             );
         }
     }
-    Ok(())
+    Ok(scores)
 }
 
 /// Prints JSON or a table, and writes the JSON file when asked.
@@ -231,20 +217,14 @@ fn compare(args: CompareArgs) -> Result<()> {
     if args.trials == 0 {
         bail!("--trials must be at least 1");
     }
-    let (qrels, runs) = read_inputs(&args.qrels, &[&args.run_a, &args.run_b])?;
-    let opts = options(&args.common);
-    let mut scored = Vec::new();
-    for (run, path) in runs.iter().zip([&args.run_a, &args.run_b]) {
-        let s = evaluate(&qrels, run, &metrics, &opts)
-            .with_context(|| format!("evaluating {}", path.display()))?;
-        check_coverage(&qrels, run, &s, path, &args.common)?;
-        scored.push(s);
-    }
+    let qrels = read_qrels(&args.qrels)?;
+    let a = score_file(&qrels, &args.run_a, &metrics, &args.common)?;
+    let b = score_file(&qrels, &args.run_b, &metrics, &args.common)?;
     let test = TestOptions {
         trials: args.trials,
         seed: args.seed,
     };
-    let comparisons = randomization_test(&scored[0], &scored[1], &test)?;
+    let comparisons = randomization_test(&a, &b, &test)?;
     let out = CompareOutput {
         run_a: &args.run_a,
         run_b: &args.run_b,
