@@ -11,6 +11,7 @@ pub mod jsonl;
 pub mod lines;
 pub mod msmarco;
 pub mod paths;
+pub mod qrels;
 pub mod splits;
 pub mod tevatron;
 pub mod trec;
