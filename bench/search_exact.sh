@@ -4,15 +4,19 @@
 #
 # Usage: bench/search_exact.sh [N_CORPUS] [N_QUERIES] [DIM] [K]
 # Needs a Python with faiss-cpu and numpy: PYTHON=/path/to/python (default: python3).
+# BENCH_BIN=/path/to/bench_exact skips the cargo build (for a machine without Rust).
+# Threads: RAYON_NUM_THREADS and OMP_NUM_THREADS (set both to the same value to compare).
 set -euo pipefail
 N=${1:-100000}; M=${2:-1000}; DIM=${3:-384}; K=${4:-100}
 PYTHON=${PYTHON:-python3}
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
 cd "$root"
-cargo build --release -q -p polydense-index --example bench_exact
-target="${CARGO_TARGET_DIR:-$root/target}"
-"$target/release/examples/bench_exact" "$N" "$M" "$DIM" "$K" "$work" | tee "$work/rust.txt"
+if [ -z "${BENCH_BIN:-}" ]; then
+  cargo build --release -q -p polydense-index --example bench_exact
+  BENCH_BIN="${CARGO_TARGET_DIR:-$root/target}/release/examples/bench_exact"
+fi
+"$BENCH_BIN" "$N" "$M" "$DIM" "$K" "$work" | tee "$work/rust.txt"
 "$PYTHON" - "$N" "$M" "$DIM" "$K" "$work" <<'PY'
 import re, sys, time
 import numpy as np, faiss
