@@ -1,1 +1,62 @@
-//! polydense-train.
+//! polydense-train: contrastive fine-tuning of dual encoders.
+//!
+//! A [`Trainer`] draws batches with a [`BatchSampler`], embeds each query, its positive
+//! and its hard negatives with a [`DualEncoder`], scores them with a [`Loss`] (InfoNCE over
+//! in-batch and hard negatives by default), and updates the weights with [`AdamW`] under a
+//! linear warm-up and decay. GradCache ([`grad_cache`]) bounds memory for large batches.
+//! Checkpoints make `--resume` continue exactly; a NaN stops the run with the last good
+//! checkpoint kept; dev evaluation keeps the best model.
+//!
+//! ```
+//! use candle_core::Device;
+//! use polydense_data::{TrainExample, TrainPassage};
+//! use polydense_model::{Encoder, EncoderConfig};
+//! use polydense_train::{DualEncoder, HashTokenize, Quiet, TrainConfig, Trainer};
+//!
+//! let passage = |id: &str, text: &str| TrainPassage { docid: id.into(), text: text.into(), ..Default::default() };
+//! let examples: Vec<TrainExample> = (0..8)
+//!     .map(|i| TrainExample {
+//!         query_id: format!("q{i}"),
+//!         query: format!("question {i}"),
+//!         positive_passages: vec![passage(&format!("d{i}"), &format!("answer {i}"))],
+//!         ..Default::default()
+//!     })
+//!     .collect();
+//! let dir = tempfile::tempdir()?;
+//! let config = TrainConfig { batch_size: 4, max_steps: 2, out_dir: dir.path().into(), ..Default::default() };
+//! let enc = Encoder::random(&EncoderConfig::tiny_bert(), &Device::Cpu, 1)?;
+//! let tok = HashTokenize { vocab: 50, max_len: 16 };
+//! let mut trainer = Trainer::new(config, DualEncoder::shared(enc), Box::new(tok), examples)?;
+//! let summary = trainer.train(&mut Quiet)?;
+//! assert_eq!(summary.steps, 2);
+//! assert!(dir.path().join("model/model.safetensors").is_file());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod checkpoint;
+pub mod config;
+pub mod dev_eval;
+pub mod dual_encoder;
+pub mod error;
+pub mod grad_cache;
+pub mod loss;
+pub mod memory;
+pub mod metrics_log;
+pub mod optimizer;
+pub mod sampler;
+pub mod tokenize;
+pub mod trainer;
+
+pub use checkpoint::TrainState;
+pub use config::{Towers, TrainConfig};
+pub use dev_eval::DevSet;
+pub use dual_encoder::DualEncoder;
+pub use error::{Result, TrainError};
+pub use grad_cache::{BatchTexts, Gradients, StepContext};
+pub use loss::{InfoNce, Loss, LossInput};
+pub use memory::{CrossBatchMemory, FifoMemory};
+pub use metrics_log::{MetricsLog, StepRecord};
+pub use optimizer::{AdamW, AdamWConfig};
+pub use sampler::{BatchSampler, RandomSampler};
+pub use tokenize::{HashTokenize, HfTokenize, Tokenize};
+pub use trainer::{Quiet, TrainObserver, TrainSummary, Trainer};

@@ -1,0 +1,222 @@
+//! [`TrainConfig`]: every setting of a run, read from TOML, overridden by CLI flags, and
+//! saved resolved into the run directory so a run can be repeated and resumed.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainError};
+
+/// Whether queries and passages share one encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Towers {
+    /// One encoder for both (E5, sentence-transformers MNRL, most multilingual recipes).
+    #[default]
+    Shared,
+    /// A query tower and a passage tower, both started from the same model (DPR).
+    Separate,
+}
+
+/// The settings of one training run. Every key has a default except `model`, `train_file`
+/// and `out_dir`; the TOML keys and the `polydense train` flags have the same names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// The starting model: an HF directory or an installed name (e5-small, minilm-l6).
+    pub model: String,
+    /// Training examples, Tevatron jsonl (query, positive_passages, negative_passages).
+    pub train_file: PathBuf,
+    /// The run directory: config.toml, metrics.jsonl, checkpoints/, model/, best_model/, eval/.
+    pub out_dir: PathBuf,
+    /// A BEIR directory evaluated every `eval_every` steps; empty for no dev evaluation.
+    pub dev_dir: PathBuf,
+    /// The qrels split of `dev_dir` used for dev evaluation.
+    pub dev_split: String,
+    /// Shared or separate query and passage towers.
+    pub towers: Towers,
+    /// The loss: "infonce" (in-batch plus hard negatives).
+    pub loss: String,
+    /// Softmax temperature τ of InfoNCE: scores are cos/τ (0.05 as sentence-transformers' scale 20).
+    pub temperature: f64,
+    /// Hard negatives per query, drawn from the example's negative_passages.
+    pub negatives: usize,
+    /// How batches are drawn: "random" (a seeded shuffle per epoch).
+    pub sampler: String,
+    /// Queries per batch; each brings one positive and `negatives` hard negatives.
+    pub batch_size: usize,
+    /// GradCache chunk size (texts per forward pass with a graph); 0 encodes the whole
+    /// batch in one graph.
+    pub grad_cache_chunk: usize,
+    /// Query truncation in tokens; 0 keeps the model's limit.
+    pub max_query_length: usize,
+    /// Passage truncation in tokens; 0 keeps the model's limit.
+    pub max_passage_length: usize,
+    /// Passes over the training file (ignored when `max_steps` is set).
+    pub epochs: usize,
+    /// Optimiser steps in all; 0 derives them from `epochs`.
+    pub max_steps: u64,
+    /// Peak learning rate of AdamW.
+    pub lr: f64,
+    /// Steps of linear warm-up from 0 to `lr`; linear decay to 0 follows.
+    pub warmup_steps: u64,
+    /// Decoupled weight decay, not applied to biases and LayerNorms.
+    pub weight_decay: f64,
+    /// AdamW β1.
+    pub beta1: f64,
+    /// AdamW β2.
+    pub beta2: f64,
+    /// AdamW ε.
+    pub adam_eps: f64,
+    /// Clip the global gradient L2 norm to this; 0 disables clipping.
+    pub max_grad_norm: f64,
+    /// Seeds data order and negative sampling.
+    pub seed: u64,
+    /// Evaluate on the dev split every this many steps (and at the end); 0 never.
+    pub eval_every: u64,
+    /// The dev metric that picks the best model (overall mean).
+    pub eval_metric: String,
+    /// Dev queries evaluated at most (the first ones by id); 0 for all.
+    pub eval_max_queries: usize,
+    /// Stop after this many dev evaluations without improvement; 0 never stops early.
+    pub early_stopping_patience: usize,
+    /// Write a checkpoint every this many steps; 0 only at the end.
+    pub checkpoint_every: u64,
+    /// Checkpoints kept on disk (oldest removed first).
+    pub keep_checkpoints: usize,
+    /// Texts per forward pass when encoding the dev corpus.
+    pub encode_batch_size: usize,
+    /// Run on the first CUDA GPU (needs the `cuda` build).
+    pub cuda: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            model: String::new(),
+            train_file: PathBuf::new(),
+            out_dir: PathBuf::new(),
+            dev_dir: PathBuf::new(),
+            dev_split: "dev".into(),
+            towers: Towers::Shared,
+            loss: "infonce".into(),
+            temperature: 0.05,
+            negatives: 1,
+            sampler: "random".into(),
+            batch_size: 32,
+            grad_cache_chunk: 0,
+            max_query_length: 64,
+            max_passage_length: 256,
+            epochs: 1,
+            max_steps: 0,
+            lr: 2e-5,
+            warmup_steps: 0,
+            weight_decay: 0.01,
+            beta1: 0.9,
+            beta2: 0.999,
+            adam_eps: 1e-8,
+            max_grad_norm: 1.0,
+            seed: 42,
+            eval_every: 0,
+            eval_metric: "ndcg@10".into(),
+            eval_max_queries: 0,
+            early_stopping_patience: 0,
+            checkpoint_every: 0,
+            keep_checkpoints: 2,
+            encode_batch_size: 64,
+            cuda: false,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Reads a TOML config; unknown keys are errors, so a typo cannot be silently ignored.
+    pub fn from_toml_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+        Self::from_toml_str(&text, path)
+    }
+
+    /// Parses TOML text; `path` only names the source in errors.
+    pub fn from_toml_str(text: &str, path: &Path) -> Result<Self> {
+        toml::from_str(text).map_err(|e| TrainError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The config as TOML, as saved in the run directory.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a TrainConfig always serialises")
+    }
+
+    /// Checks ranges that would otherwise fail deep inside a run.
+    pub fn validate(&self) -> Result<()> {
+        let positive = |field: &str, ok: bool| match ok {
+            true => Ok(()),
+            false => Err(TrainError::config(field, "must be greater than 0")),
+        };
+        positive("batch_size", self.batch_size > 0)?;
+        positive("temperature", self.temperature > 0.0)?;
+        positive("lr", self.lr > 0.0)?;
+        positive("keep_checkpoints", self.keep_checkpoints > 0)?;
+        positive("encode_batch_size", self.encode_batch_size > 0)?;
+        if self.max_steps == 0 && self.epochs == 0 {
+            return Err(TrainError::config(
+                "epochs",
+                "set epochs or max_steps above 0",
+            ));
+        }
+        if !(0.0..1.0).contains(&self.beta1) || !(0.0..1.0).contains(&self.beta2) {
+            return Err(TrainError::config("beta1", "β1 and β2 must lie in [0, 1)"));
+        }
+        if self.loss != "infonce" {
+            return Err(TrainError::config(
+                "loss",
+                format!("unknown loss `{}` (known: infonce)", self.loss),
+            ));
+        }
+        if self.sampler != "random" {
+            return Err(TrainError::config(
+                "sampler",
+                format!("unknown sampler `{}` (known: random)", self.sampler),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_round_trip_and_defaults() {
+        let c = TrainConfig::from_toml_str(
+            "model = \"m\"\nbatch_size = 8\ntowers = \"separate\"\n",
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.batch_size, 8);
+        assert_eq!(c.towers, Towers::Separate);
+        assert_eq!(c.temperature, 0.05);
+        let back = TrainConfig::from_toml_str(&c.to_toml(), Path::new("y.toml")).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_ranges_are_named() {
+        let err = TrainConfig::from_toml_str("batchsize = 8\n", Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("x.toml: ") && err.contains("batchsize"),
+            "{err}"
+        );
+        let c = TrainConfig {
+            temperature: 0.0,
+            ..TrainConfig::default()
+        };
+        let err = c.validate().unwrap_err().to_string();
+        assert_eq!(err, "config `temperature`: must be greater than 0");
+    }
+}

@@ -1,0 +1,491 @@
+//! [`Trainer`]: the training loop. Batches from a [`BatchSampler`], gradients of a [`Loss`]
+//! (with GradCache when asked), AdamW under a linear schedule, dev evaluation, checkpoints,
+//! and the run directory's files.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use polydense_data::beir::BeirDataset;
+use polydense_data::{TrainExample, TrainPassage};
+use polydense_eval::Report;
+use polydense_model::{Encoder, TextKind};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::checkpoint::{self, Checkpoint, TrainState};
+use crate::config::{Towers, TrainConfig};
+use crate::dev_eval::{DevSet, DEV_METRICS};
+use crate::dual_encoder::DualEncoder;
+use crate::error::{Result, TrainError};
+use crate::grad_cache::{BatchTexts, StepContext};
+use crate::loss::{InfoNce, Loss};
+use crate::memory::CrossBatchMemory;
+use crate::metrics_log::{MetricsLog, StepRecord};
+use crate::optimizer::{clip_grad_norm, linear_lr, AdamW, AdamWConfig};
+use crate::sampler::{BatchSampler, RandomSampler};
+use crate::tokenize::{HfTokenize, Tokenize};
+
+/// Told what the trainer does, for progress bars and logs; every method defaults to nothing.
+pub trait TrainObserver {
+    /// Called once before the first step with the planned total and the steps already done
+    /// (non-zero after a resume).
+    fn started(&mut self, _total_steps: u64, _done: u64) {}
+    /// Called after every optimiser step.
+    fn step(&mut self, _record: &StepRecord) {}
+    /// Called after every dev evaluation; `improved` when it is the best so far.
+    fn evaluated(&mut self, _step: u64, _report: &Report, _improved: bool) {}
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Default)]
+pub struct Quiet;
+
+impl TrainObserver for Quiet {}
+
+/// How a call to [`Trainer::train`] ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainSummary {
+    /// Steps completed in all.
+    pub steps: u64,
+    /// The loss of the last step (NaN if no step ran in this call).
+    pub last_loss: f64,
+    /// The best dev score and its step.
+    pub best: Option<(u64, f64)>,
+    /// Whether early stopping ended the run.
+    pub stopped_early: bool,
+    /// The final model directory, when the run finished (not when paused by a step limit).
+    pub model_dir: Option<PathBuf>,
+}
+
+/// A training run: the model, its optimiser, data and plug-ins, and where it stands.
+pub struct Trainer {
+    config: TrainConfig,
+    model: DualEncoder,
+    tokenize: Box<dyn Tokenize>,
+    loss: Box<dyn Loss>,
+    sampler: Box<dyn BatchSampler>,
+    memory: Option<Box<dyn CrossBatchMemory>>,
+    optimizer: AdamW,
+    examples: Vec<TrainExample>,
+    dev: Option<DevSet>,
+    state: TrainState,
+    last_checkpoint: Option<PathBuf>,
+}
+
+impl Trainer {
+    /// A run over `examples` with InfoNCE at the configured temperature and the random
+    /// sampler; swap them with [`Trainer::with_loss`] and [`Trainer::with_sampler`].
+    pub fn new(
+        config: TrainConfig,
+        model: DualEncoder,
+        tokenize: Box<dyn Tokenize>,
+        examples: Vec<TrainExample>,
+    ) -> Result<Self> {
+        config.validate()?;
+        if examples.is_empty() {
+            return Err(TrainError::config("train_file", "has no training examples"));
+        }
+        if let Some(e) = examples.iter().find(|e| e.positive_passages.is_empty()) {
+            return Err(TrainError::config(
+                "train_file",
+                format!("example `{}` has no positive passage", e.query_id),
+            ));
+        }
+        let optimizer = AdamW::new(
+            model.params(),
+            AdamWConfig {
+                beta1: config.beta1,
+                beta2: config.beta2,
+                eps: config.adam_eps,
+                weight_decay: config.weight_decay,
+            },
+        )?;
+        Ok(Trainer {
+            loss: Box::new(InfoNce {
+                temperature: config.temperature,
+            }),
+            sampler: Box::new(RandomSampler { seed: config.seed }),
+            memory: None,
+            state: TrainState {
+                seed: config.seed,
+                ..TrainState::default()
+            },
+            config,
+            model,
+            tokenize,
+            optimizer,
+            examples,
+            dev: None,
+            last_checkpoint: None,
+        })
+    }
+
+    /// Builds the run a config describes: loads the model (one or two towers), its
+    /// tokenizer, the training file and the dev split.
+    pub fn from_config(config: TrainConfig) -> Result<Self> {
+        config.validate()?;
+        if config.model.is_empty() {
+            return Err(TrainError::config("model", "is required"));
+        }
+        let device = polydense_model::device(config.cuda)?;
+        let dir = polydense_model::resolve(&config.model)?;
+        let encoder = Encoder::load(&dir, &device)?;
+        let tokenize =
+            HfTokenize::from_encoder(&encoder, config.max_query_length, config.max_passage_length)?;
+        let model = match config.towers {
+            Towers::Shared => DualEncoder::shared(encoder),
+            Towers::Separate => DualEncoder::separate(encoder, Encoder::load(&dir, &device)?),
+        };
+        if config.train_file.as_os_str().is_empty() {
+            return Err(TrainError::config("train_file", "is required"));
+        }
+        let examples = polydense_data::tevatron::load_train(&config.train_file)?;
+        let dev = match config.dev_dir.as_os_str().is_empty() {
+            true => None,
+            false => Some(BeirDataset::load(&config.dev_dir, &config.dev_split)?),
+        };
+        let mut t = Trainer::new(config, model, Box::new(tokenize), examples)?;
+        if let Some(ds) = dev {
+            t = t.with_dev(ds)?;
+        }
+        Ok(t)
+    }
+
+    /// Replaces the loss.
+    pub fn with_loss(mut self, loss: Box<dyn Loss>) -> Self {
+        self.loss = loss;
+        self
+    }
+
+    /// Replaces the batch sampler.
+    pub fn with_sampler(mut self, sampler: Box<dyn BatchSampler>) -> Self {
+        self.sampler = sampler;
+        self
+    }
+
+    /// Adds a cross-batch memory of extra negatives.
+    pub fn with_memory(mut self, memory: Box<dyn CrossBatchMemory>) -> Self {
+        self.memory = Some(memory);
+        self
+    }
+
+    /// Evaluates on this dev split every `eval_every` steps.
+    pub fn with_dev(mut self, dev: BeirDataset) -> Result<Self> {
+        let known: Vec<&str> = DEV_METRICS.split(',').collect();
+        if !known.contains(&self.config.eval_metric.as_str()) {
+            return Err(TrainError::config(
+                "eval_metric",
+                format!("`{}` is not one of {DEV_METRICS}", self.config.eval_metric),
+            ));
+        }
+        self.dev = Some(DevSet::new(dev, self.config.eval_max_queries));
+        Ok(self)
+    }
+
+    /// The model being trained.
+    pub fn model(&self) -> &DualEncoder {
+        &self.model
+    }
+
+    /// The settings of the run.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// Where the run stands.
+    pub fn state(&self) -> &TrainState {
+        &self.state
+    }
+
+    /// Optimiser steps of the whole run: `max_steps`, or `epochs` times the full batches
+    /// of one epoch; the learning-rate schedule spans them.
+    pub fn total_steps(&self) -> u64 {
+        match self.config.max_steps {
+            0 => {
+                let per_epoch = (self.examples.len() / self.config.batch_size).max(1);
+                (self.config.epochs * per_epoch) as u64
+            }
+            n => n,
+        }
+    }
+
+    /// Loads the newest checkpoint of the run directory, if there is one, so training
+    /// continues exactly where it stopped; returns the step it resumes after.
+    pub fn resume(&mut self) -> Result<Option<u64>> {
+        let Some(dir) = checkpoint::latest(&self.config.out_dir)? else {
+            return Ok(None);
+        };
+        let device = self
+            .model
+            .tower(TextKind::Query)
+            .transformer()
+            .device()
+            .clone();
+        let ck = checkpoint::load(&dir, &device)?;
+        for (name, var) in self.optimizer.params() {
+            let t = ck.model.get(name).ok_or_else(|| {
+                TrainError::config("resume", format!("{} lacks weight `{name}`", dir.display()))
+            })?;
+            var.set(&t.to_dtype(var.dtype())?)?;
+        }
+        self.optimizer.restore(&ck.optimizer, ck.state.step)?;
+        self.sampler.restore(&ck.state.sampler)?;
+        if let Some(m) = &mut self.memory {
+            m.restore(ck.memory)?;
+        }
+        self.state = ck.state;
+        self.last_checkpoint = Some(dir);
+        Ok(Some(self.state.step))
+    }
+
+    /// Trains to the end of the run (or until early stopping), then writes `model/`.
+    pub fn train(&mut self, observer: &mut dyn TrainObserver) -> Result<TrainSummary> {
+        self.train_until(observer, None)
+    }
+
+    /// As [`Trainer::train`], but pauses with a checkpoint once `pause_at` steps are done
+    /// (for schedulers with time limits, and for testing resumption).
+    pub fn train_until(
+        &mut self,
+        observer: &mut dyn TrainObserver,
+        pause_at: Option<u64>,
+    ) -> Result<TrainSummary> {
+        let out = self.config.out_dir.clone();
+        std::fs::create_dir_all(&out).map_err(|e| TrainError::io(&out, e))?;
+        let config_text = self.config.to_toml();
+        polydense_data::atomic::write_atomic(out.join("config.toml"), |f| {
+            std::io::Write::write_all(f, config_text.as_bytes())
+        })?;
+        let mut log = MetricsLog::open(&out, self.state.step)?;
+        let total = self.total_steps();
+        let limit = pause_at.unwrap_or(total).min(total);
+        observer.started(total, self.state.step);
+        let mut last_loss = f64::NAN;
+        let mut stopped_early = false;
+        let mut last_eval = None;
+        'epochs: while self.state.step < limit
+            && (self.config.max_steps > 0 || self.state.epoch < self.config.epochs as u64)
+        {
+            self.state.sampler = self.sampler.state();
+            let plan = self.sampler.epoch_batches(
+                self.state.epoch,
+                &self.examples,
+                self.config.batch_size,
+            )?;
+            while self.state.batch_in_epoch < plan.len() {
+                if self.state.step >= limit {
+                    break 'epochs;
+                }
+                let record = self.step(&plan[self.state.batch_in_epoch], total)?;
+                last_loss = record.loss;
+                log.write(&record)?;
+                observer.step(&record);
+                let step = self.state.step;
+                if self.config.eval_every > 0 && step % self.config.eval_every == 0 {
+                    stopped_early = self.evaluate(&mut log, observer)?;
+                    last_eval = Some(step);
+                }
+                if stopped_early
+                    || (self.config.checkpoint_every > 0
+                        && step % self.config.checkpoint_every == 0)
+                {
+                    self.checkpoint()?;
+                }
+                if stopped_early {
+                    break 'epochs;
+                }
+            }
+            self.state.epoch += 1;
+            self.state.batch_in_epoch = 0;
+        }
+        let finished = self.state.step >= total
+            || stopped_early
+            || (self.config.max_steps == 0 && self.state.epoch >= self.config.epochs as u64);
+        if finished
+            && self.config.eval_every > 0
+            && !stopped_early
+            && last_eval != Some(self.state.step)
+        {
+            self.evaluate(&mut log, observer)?;
+        }
+        let at = checkpoint::checkpoint_dir(&out, self.state.step);
+        if self.last_checkpoint.as_deref() != Some(at.as_path()) {
+            self.checkpoint()?;
+        }
+        let model_dir = match finished {
+            true => {
+                let dir = out.join("model");
+                self.model.save(&dir)?;
+                Some(dir)
+            }
+            false => None,
+        };
+        Ok(TrainSummary {
+            steps: self.state.step,
+            last_loss,
+            best: self.state.best,
+            stopped_early,
+            model_dir,
+        })
+    }
+
+    /// One optimiser step on the examples `batch`.
+    fn step(&mut self, batch: &[usize], total: u64) -> Result<StepRecord> {
+        let started = Instant::now();
+        let texts = self.batch_texts(batch, self.state.step);
+        let lr = linear_lr(
+            self.config.lr,
+            self.state.step,
+            self.config.warmup_steps,
+            total,
+        );
+        let ctx = StepContext {
+            model: &self.model,
+            tokenize: &*self.tokenize,
+            loss: &*self.loss,
+            params: self.optimizer.params(),
+        };
+        let memory = &mut self.memory;
+        let mut extra = |q: &candle_core::Tensor| match memory {
+            Some(m) => m.negatives(q),
+            None => Ok(None),
+        };
+        let mut g = match self.config.grad_cache_chunk {
+            0 => ctx.plain(&texts, &mut extra)?,
+            chunk => ctx.cached(&texts, chunk, &mut extra)?,
+        };
+        let step = self.state.step + 1;
+        let non_finite = |what, value| TrainError::NonFinite {
+            what,
+            value,
+            step,
+            checkpoint: self.last_checkpoint.clone(),
+        };
+        if !g.loss.is_finite() {
+            return Err(non_finite("loss", g.loss));
+        }
+        let norm = clip_grad_norm(&mut g.grads, self.config.max_grad_norm)?;
+        if !norm.is_finite() {
+            return Err(non_finite("gradient norm", norm));
+        }
+        self.optimizer.step(&g.grads, lr)?;
+        if let Some(m) = &mut self.memory {
+            m.push(&g.passages)?;
+        }
+        self.state.step = step;
+        self.state.batch_in_epoch += 1;
+        Ok(StepRecord {
+            step,
+            epoch: self.state.epoch,
+            loss: g.loss,
+            lr,
+            grad_norm: norm,
+            examples_per_s: batch.len() as f64 / started.elapsed().as_secs_f64().max(1e-9),
+        })
+    }
+
+    /// The texts of a batch. The positive and hard negatives of each query are drawn from
+    /// ChaCha8 stream `step` of the seed, so a resumed run draws the same ones. An example
+    /// with too few negatives repeats them; one with none borrows random other examples'
+    /// positives.
+    pub fn batch_texts(&self, batch: &[usize], step: u64) -> BatchTexts {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.state.seed ^ 0x6e65_6761_7469_7665);
+        rng.set_stream(step);
+        let n = self.config.negatives;
+        let mut queries = Vec::with_capacity(batch.len());
+        let mut passages = Vec::with_capacity(batch.len() * (1 + n));
+        for &i in batch {
+            let ex = &self.examples[i];
+            queries.push(ex.query.clone());
+            let pos = &ex.positive_passages[rng.random_range(0..ex.positive_passages.len())];
+            passages.push(passage_text(pos));
+            if n == 0 {
+                continue;
+            }
+            if ex.negative_passages.is_empty() {
+                for _ in 0..n {
+                    let mut j = rng.random_range(0..self.examples.len());
+                    if j == i && self.examples.len() > 1 {
+                        j = (j + 1) % self.examples.len();
+                    }
+                    passages.push(passage_text(&self.examples[j].positive_passages[0]));
+                }
+            } else {
+                let mut order: Vec<usize> = (0..ex.negative_passages.len()).collect();
+                order.shuffle(&mut rng);
+                for k in 0..n {
+                    passages.push(passage_text(&ex.negative_passages[order[k % order.len()]]));
+                }
+            }
+        }
+        BatchTexts {
+            queries,
+            passages,
+            group: 1 + n,
+        }
+    }
+
+    /// Scores the dev split, keeps the best model, and says whether to stop early.
+    fn evaluate(&mut self, log: &mut MetricsLog, observer: &mut dyn TrainObserver) -> Result<bool> {
+        let Some(dev) = &self.dev else {
+            return Ok(false);
+        };
+        let report = dev.evaluate(&self.model, &*self.tokenize, self.config.encode_batch_size)?;
+        let step = self.state.step;
+        let score = report
+            .overall
+            .get(&self.config.eval_metric)
+            .unwrap_or(f64::NEG_INFINITY);
+        let improved = self.state.best.is_none_or(|(_, b)| score > b);
+        let out = &self.config.out_dir;
+        if improved {
+            self.state.best = Some((step, score));
+            self.state.evals_without_improvement = 0;
+            self.model.save(&out.join("best_model"))?;
+        } else {
+            self.state.evals_without_improvement += 1;
+        }
+        let json = serde_json::to_string_pretty(&report).expect("reports serialise");
+        polydense_data::atomic::write_atomic(
+            out.join("eval").join(format!("dev-step-{step:08}.json")),
+            |f| std::io::Write::write_all(f, json.as_bytes()),
+        )?;
+        log.write(&serde_json::json!({"step": step, "dev": report}))?;
+        observer.evaluated(step, &report, improved);
+        let patience = self.config.early_stopping_patience;
+        Ok(patience > 0 && self.state.evals_without_improvement >= patience)
+    }
+
+    /// Writes a checkpoint of the current state.
+    fn checkpoint(&mut self) -> Result<()> {
+        let ck = Checkpoint {
+            model: self
+                .optimizer
+                .params()
+                .iter()
+                .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
+                .collect(),
+            optimizer: self.optimizer.state(),
+            memory: self.memory.as_ref().and_then(|m| m.state()),
+            state: self.state.clone(),
+        };
+        let dir = checkpoint::save(&self.config.out_dir, &ck, self.config.keep_checkpoints)?;
+        tracing::debug!("checkpoint {}", dir.display());
+        self.last_checkpoint = Some(dir);
+        Ok(())
+    }
+
+    /// The run directory.
+    pub fn out_dir(&self) -> &Path {
+        &self.config.out_dir
+    }
+}
+
+/// The text a passage is encoded from: `title text`, as BEIR's dense models join them.
+pub fn passage_text(p: &TrainPassage) -> String {
+    match p.title.is_empty() {
+        true => p.text.clone(),
+        false => format!("{} {}", p.title, p.text),
+    }
+}
