@@ -8,6 +8,7 @@ use polydense_data::{DataError, Document};
 use rayon::prelude::*;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, STORED, STRING,
 };
@@ -100,7 +101,10 @@ where
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "index".into());
-    let tmp = dir.with_file_name(format!(".{name}.building-{}", std::process::id()));
+    // Unique per process and per call, so concurrent builds never share a directory.
+    static BUILDS: AtomicUsize = AtomicUsize::new(0);
+    let nth = BUILDS.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.with_file_name(format!(".{name}.building-{}-{nth}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(|e| LexicalError::io(&tmp, e))?;
     let result = build_into(&tmp, docs, opts, progress);
