@@ -18,6 +18,19 @@ pub enum Towers {
     Separate,
 }
 
+impl std::str::FromStr for Towers {
+    type Err = String;
+
+    /// Parses `shared` or `separate`, as in the TOML file and on the command line.
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "shared" => Ok(Towers::Shared),
+            "separate" => Ok(Towers::Separate),
+            other => Err(format!("`{other}` is neither shared nor separate")),
+        }
+    }
+}
+
 /// The settings of one training run. Every key has a default except `model`, `train_file`
 /// and `out_dir`; the TOML keys and the `polydense train` flags have the same names.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
