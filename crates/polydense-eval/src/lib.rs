@@ -18,6 +18,10 @@
 //! # Ok::<(), polydense_eval::EvalError>(())
 //! ```
 //!
+//! For large files, [`evaluate_run_file`] scores a run while reading it: one thread cuts the
+//! file into query blocks and every core parses and scores them, in memory for a few queries
+//! (10,000 queries x 1,000 documents: ~30 MB instead of ~500 MB for the whole run).
+//!
 //! # Exactly as trec_eval
 //!
 //! Every per-query value equals what pytrec_eval (trec_eval 9.x inside) returns; the
