@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use polydense_data::atomic::write_atomic;
-use polydense_data::trec::read_qrels;
+use polydense_data::qrels::read_any;
 use polydense_data::Qrels;
 use polydense_eval::{
     comparison_table, evaluate_run_file, parse_metrics, randomization_test, read_query_langs,
@@ -40,7 +40,8 @@ pub enum EvalCommand {
 /// Flags for scoring one run.
 #[derive(clap::Args)]
 pub struct ScoreArgs {
-    /// Relevance judgements in TREC qrels format (`qid 0 docid grade`; .gz is fine). A grade
+    /// Relevance judgements: TREC qrels (`qid 0 docid grade`) or BEIR qrels TSV
+    /// (`query-id corpus-id score`), told apart by the first line; .gz is fine. A grade
     /// of 1 or more is relevant; nDCG uses the grade as the gain.
     #[arg(long, value_name = "QRELS", required = true)]
     pub qrels: Option<PathBuf>,
@@ -83,7 +84,7 @@ pub struct CompareArgs {
     /// Run B, in TREC run format.
     #[arg(value_name = "RUN_B")]
     pub run_b: PathBuf,
-    /// Relevance judgements in TREC qrels format, shared by both runs.
+    /// Relevance judgements (TREC or BEIR layout), shared by both runs.
     #[arg(long, value_name = "QRELS")]
     pub qrels: PathBuf,
     #[command(flatten)]
@@ -119,7 +120,7 @@ fn score(args: ScoreArgs) -> Result<()> {
     let metrics = parse_metrics(&args.common.metrics)?;
     let qrels_path = args.qrels.expect("clap requires --qrels");
     let run_path = args.run.expect("clap requires --run");
-    let qrels = read_qrels(&qrels_path)?;
+    let qrels = read_any(&qrels_path)?;
     let scores = score_file(&qrels, &run_path, &metrics, &args.common)?;
     let langs = match &args.per_lang {
         Some(path) => {
@@ -217,7 +218,7 @@ fn compare(args: CompareArgs) -> Result<()> {
     if args.trials == 0 {
         bail!("--trials must be at least 1");
     }
-    let qrels = read_qrels(&args.qrels)?;
+    let qrels = read_any(&args.qrels)?;
     let a = score_file(&qrels, &args.run_a, &metrics, &args.common)?;
     let b = score_file(&qrels, &args.run_b, &metrics, &args.common)?;
     let test = TestOptions {
