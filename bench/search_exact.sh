@@ -34,7 +34,7 @@ qps = m / best
 print(f"faiss IndexFlatIP: {faiss.omp_get_max_threads()} threads: {best:.3f}s, {qps:.1f} queries/s")
 ours = np.fromfile(f"{work}/hits.i32", dtype="<i4").reshape(m, -1)
 overlap = np.mean([len(set(a) & set(b)) / k for a, b in zip(ours, ids)])
-rust_qps = float(re.search(r"([\d.]+) queries/s", open(f"{work}/rust.txt").read()).group(1))
+rust_qps = float(re.search(r"polydense exact:.* ([\d.]+) queries/s", open(f"{work}/rust.txt").read()).group(1))
 print(f"top-{k} overlap with faiss: {overlap:.4f}")
 print(f"ratio polydense/faiss: {rust_qps / qps:.2f}x")
 PY

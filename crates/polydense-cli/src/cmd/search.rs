@@ -134,3 +134,86 @@ pub fn run(args: Args) -> Result<()> {
     tracing::info!("wrote {}", args.out.display());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: Cmd,
+    }
+
+    #[derive(clap::Subcommand)]
+    enum Cmd {
+        Encode(super::super::encode::Args),
+        Search(Args),
+    }
+
+    const FIXTURE: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/index/tiny-beir"
+    );
+
+    #[test]
+    fn encode_then_search_writes_a_ranked_trec_run() {
+        let model = polydense_data::paths::polydense_home().join("models/minilm-l6");
+        if !model.join("model.safetensors").is_file() {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("{} is missing; run scripts/setup --assets", model.display());
+            }
+            eprintln!("skipping: {} is not installed", model.display());
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("polydense-search-cli-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (m, idx, run_path) = (
+            model.to_str().unwrap(),
+            dir.join("index"),
+            dir.join("run.trec"),
+        );
+        let corpus = format!("{FIXTURE}/corpus.jsonl");
+        let queries = format!("{FIXTURE}/queries.jsonl");
+        let parse = |argv: &[&str]| Cli::try_parse_from(argv).unwrap().cmd;
+        let i = idx.to_str().unwrap();
+        if let Cmd::Encode(a) =
+            parse(&["x", "encode", "--model", m, "--corpus", &corpus, "--out", i])
+        {
+            super::super::encode::run(a).unwrap();
+        }
+        let store = EmbeddingStore::open(&idx).unwrap();
+        assert_eq!(store.len(), 6);
+        assert_eq!(store.ids()[3].lang.as_deref(), Some("de"));
+        let r = run_path.to_str().unwrap();
+        if let Cmd::Search(a) = parse(&[
+            "x",
+            "search",
+            "--model",
+            m,
+            "--index",
+            i,
+            "--queries",
+            &queries,
+            "--out",
+            r,
+            "--k",
+            "2",
+        ]) {
+            run(a).unwrap();
+        }
+        let written = polydense_data::trec::read_run(&run_path).unwrap();
+        assert_eq!(written.len(), 4, "every query, judged or not, is searched");
+        for (q, d) in [("q1", "d1"), ("q2", "d2"), ("q3", "d4"), ("q4", "d6")] {
+            let hits = &written[q];
+            assert_eq!(hits.len(), 2);
+            let best = hits
+                .iter()
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .map(|h| h.0.as_str());
+            assert_eq!(best, Some(d), "{q}: {hits:?}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
