@@ -56,7 +56,7 @@ pub use grad_cache::{BatchTexts, Gradients, StepContext};
 pub use loss::{InfoNce, Loss, LossInput};
 pub use memory::{CrossBatchMemory, FifoMemory};
 pub use metrics_log::{MetricsLog, StepRecord};
-pub use optimizer::{AdamW, AdamWConfig};
+pub use optimizer::{AdamW, AdamWConfig, HostGrads};
 pub use sampler::{BatchSampler, RandomSampler};
 pub use tokenize::{HashTokenize, HfTokenize, Tokenize};
 pub use trainer::{Quiet, TrainObserver, TrainSummary, Trainer};

@@ -6,7 +6,8 @@
 
 use std::collections::HashMap;
 
-use candle_core::{DType, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
+use rayon::prelude::*;
 
 use crate::error::{Result, TrainError};
 
@@ -23,15 +24,51 @@ pub struct AdamWConfig {
     pub weight_decay: f64,
 }
 
+/// Gradients copied to host memory as f32, once per step: the norm, the clipping and the
+/// update then read them in fused parallel loops instead of a dozen tensor passes each
+/// (the multilingual embedding table alone is 96M values in e5-small).
+#[derive(Debug)]
+pub struct HostGrads(Vec<Vec<f32>>);
+
+impl HostGrads {
+    /// Copies the gradients (any float dtype, any device) to host f32.
+    pub fn new(grads: &[Tensor]) -> Result<Self> {
+        grads
+            .iter()
+            .map(|g| Ok(g.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?))
+            .collect::<Result<_>>()
+            .map(HostGrads)
+    }
+
+    /// The global L2 norm, accumulated in f64.
+    pub fn norm(&self) -> f64 {
+        self.0
+            .iter()
+            .map(|g| g.par_iter().map(|&x| x as f64 * x as f64).sum::<f64>())
+            .sum::<f64>()
+            .sqrt()
+    }
+}
+
+/// The factor that brings a gradient of norm `norm` to at most `max_norm` (PyTorch's
+/// `clip_grad_norm_`, with its 1e-6 guard); 1 when `max_norm` is 0 (no clipping).
+pub fn clip_scale(norm: f64, max_norm: f64) -> f64 {
+    match max_norm > 0.0 && norm.is_finite() {
+        true => (max_norm / (norm + 1e-6)).min(1.0),
+        false => 1.0,
+    }
+}
+
 /// AdamW over named variables, updating them in place, with PyTorch's bias correction.
 /// Biases and LayerNorm weights get no weight decay, as sentence-transformers' `fit` and the
-/// HF Trainer exclude them.
+/// HF Trainer exclude them. The moments live in host memory as f32 and the update is one
+/// fused parallel loop per weight.
 #[derive(Debug)]
 pub struct AdamW {
     params: Vec<(String, Var)>,
     decay: Vec<bool>,
-    m: Vec<Tensor>,
-    v: Vec<Tensor>,
+    m: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
     steps: u64,
     config: AdamWConfig,
 }
@@ -39,15 +76,10 @@ pub struct AdamW {
 impl AdamW {
     /// Zero moments for every parameter.
     pub fn new(params: Vec<(String, Var)>, config: AdamWConfig) -> Result<Self> {
-        let zeros = |v: &Var| v.as_tensor().zeros_like();
-        let m = params
+        let zeros: Vec<Vec<f32>> = params
             .iter()
-            .map(|(_, v)| zeros(v))
-            .collect::<candle_core::Result<_>>()?;
-        let v = params
-            .iter()
-            .map(|(_, v)| zeros(v))
-            .collect::<candle_core::Result<_>>()?;
+            .map(|(_, v)| vec![0f32; v.elem_count()])
+            .collect();
         let decay = params
             .iter()
             .map(|(n, _)| !(n.ends_with(".bias") || n.contains("LayerNorm")))
@@ -55,8 +87,8 @@ impl AdamW {
         Ok(AdamW {
             params,
             decay,
-            m,
-            v,
+            m: zeros.clone(),
+            v: zeros,
             steps: 0,
             config,
         })
@@ -72,49 +104,72 @@ impl AdamW {
         self.steps
     }
 
-    /// One update with learning rate `lr`; `grads[i]` belongs to `params()[i]`.
-    pub fn step(&mut self, grads: &[Tensor], lr: f64) -> Result<()> {
+    /// One update with learning rate `lr` and the gradients multiplied by `scale` (the
+    /// clipping factor); `grads` follow the order of `params()`.
+    pub fn step(&mut self, grads: &HostGrads, lr: f64, scale: f64) -> Result<()> {
         let c = self.config;
         self.steps += 1;
         let t = self.steps as i32;
-        let bc1 = 1.0 - c.beta1.powi(t);
-        let bc2 = 1.0 - c.beta2.powi(t);
-        for (i, ((_, var), g)) in self.params.iter().zip(grads).enumerate() {
-            let m = ((&self.m[i] * c.beta1)? + (g * (1.0 - c.beta1))?)?;
-            let v = ((&self.v[i] * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
-            let denom = ((&v / bc2)?.sqrt()? + c.eps)?;
-            let update = ((&m / bc1)? / denom)?;
+        let (b1, b2) = (c.beta1 as f32, c.beta2 as f32);
+        let bc1 = (1.0 - c.beta1.powi(t)) as f32;
+        let bc2_sqrt = (1.0 - c.beta2.powi(t)).sqrt() as f32;
+        let (lr32, eps, scale) = (lr as f32, c.eps as f32, scale as f32);
+        for (i, (_, var)) in self.params.iter().enumerate() {
             let p = var.as_tensor();
-            let p = match self.decay[i] && c.weight_decay > 0.0 {
-                true => (p * (1.0 - lr * c.weight_decay))?,
-                false => p.clone(),
+            let mut w = p.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+            let keep = match self.decay[i] {
+                true => (1.0 - lr * c.weight_decay) as f32,
+                false => 1.0,
             };
-            var.set(&(p - (update * lr)?)?)?;
-            self.m[i] = m;
-            self.v[i] = v;
+            w.par_iter_mut()
+                .zip(self.m[i].par_iter_mut())
+                .zip(self.v[i].par_iter_mut())
+                .zip(grads.0[i].par_iter())
+                .for_each(|(((w, m), v), &g)| {
+                    let g = g * scale;
+                    *m = b1 * *m + (1.0 - b1) * g;
+                    *v = b2 * *v + (1.0 - b2) * g * g;
+                    // PyTorch's form: lr/bc1 · m / (√v/√bc2 + ε).
+                    let update = (*m / bc1) / ((*v).sqrt() / bc2_sqrt + eps);
+                    *w = *w * keep - lr32 * update;
+                });
+            let next = Tensor::from_vec(w, p.shape(), p.device())?.to_dtype(p.dtype())?;
+            var.set(&next)?;
         }
         Ok(())
     }
 
     /// The moments as named tensors (`m.NAME`, `v.NAME`) for a checkpoint.
-    pub fn state(&self) -> HashMap<String, Tensor> {
+    pub fn state(&self) -> Result<HashMap<String, Tensor>> {
         let mut out = HashMap::new();
-        for (i, (name, _)) in self.params.iter().enumerate() {
-            out.insert(format!("m.{name}"), self.m[i].clone());
-            out.insert(format!("v.{name}"), self.v[i].clone());
+        for (i, (name, var)) in self.params.iter().enumerate() {
+            let shape = var.as_tensor().shape();
+            out.insert(
+                format!("m.{name}"),
+                Tensor::from_slice(&self.m[i], shape, &Device::Cpu)?,
+            );
+            out.insert(
+                format!("v.{name}"),
+                Tensor::from_slice(&self.v[i], shape, &Device::Cpu)?,
+            );
         }
-        out
+        Ok(out)
     }
 
     /// Restores moments and the step count from a checkpoint.
     pub fn restore(&mut self, state: &HashMap<String, Tensor>, steps: u64) -> Result<()> {
         for (i, (name, var)) in self.params.iter().enumerate() {
-            let get = |key: String| -> Result<Tensor> {
+            let get = |key: String| -> Result<Vec<f32>> {
                 let t = state.get(&key).ok_or_else(|| {
                     TrainError::config("resume", format!("optimizer state lacks `{key}`"))
                 })?;
-                let p = var.as_tensor();
-                Ok(t.to_device(p.device())?.to_dtype(p.dtype())?)
+                if t.elem_count() != var.elem_count() {
+                    return Err(TrainError::config(
+                        "resume",
+                        format!("optimizer state `{key}` has the wrong size"),
+                    ));
+                }
+                Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
             };
             self.m[i] = get(format!("m.{name}"))?;
             self.v[i] = get(format!("v.{name}"))?;
@@ -122,34 +177,6 @@ impl AdamW {
         self.steps = steps;
         Ok(())
     }
-}
-
-/// The global L2 norm of all gradients.
-pub fn grad_norm(grads: &[Tensor]) -> Result<f64> {
-    let mut sum = 0.0;
-    for g in grads {
-        sum += g
-            .to_dtype(DType::F64)?
-            .sqr()?
-            .sum_all()?
-            .to_scalar::<f64>()?;
-    }
-    Ok(sum.sqrt())
-}
-
-/// Scales the gradients so their global norm is at most `max_norm` (as PyTorch's
-/// `clip_grad_norm_`, with its 1e-6 guard); returns the norm before clipping.
-pub fn clip_grad_norm(grads: &mut [Tensor], max_norm: f64) -> Result<f64> {
-    let norm = grad_norm(grads)?;
-    if max_norm > 0.0 && norm.is_finite() {
-        let scale = max_norm / (norm + 1e-6);
-        if scale < 1.0 {
-            for g in grads.iter_mut() {
-                *g = (&*g * scale)?;
-            }
-        }
-    }
-    Ok(norm)
 }
 
 /// The learning rate for the step after `done` completed steps: linear warm-up from 0 over
@@ -180,9 +207,9 @@ mod tests {
 
     #[test]
     fn two_adamw_steps_match_the_closed_form() {
-        // One weight with decay and one bias without, gradients 0.5 then -1.
-        let w = Var::new(&[1.0f64], &Device::Cpu).unwrap();
-        let b = Var::new(&[1.0f64], &Device::Cpu).unwrap();
+        // One weight with decay and one bias without, gradients 0.5 then -1, clipped by 0.5.
+        let w = Var::new(&[1.0f32], &Device::Cpu).unwrap();
+        let b = Var::new(&[1.0f32], &Device::Cpu).unwrap();
         let cfg = AdamWConfig {
             beta1: 0.9,
             beta2: 0.999,
@@ -196,30 +223,43 @@ mod tests {
         .unwrap();
         let (mut pw, mut pb, mut m, mut v) = (1.0f64, 1.0f64, 0.0, 0.0);
         for (t, g) in [(1, 0.5f64), (2, -1.0)] {
-            let gt = Tensor::new(&[g], &Device::Cpu).unwrap();
-            opt.step(&[gt.clone(), gt], 0.01).unwrap();
+            let gt = Tensor::new(&[g as f32], &Device::Cpu).unwrap();
+            opt.step(&HostGrads::new(&[gt.clone(), gt]).unwrap(), 0.01, 0.5)
+                .unwrap();
+            let g = g * 0.5;
             m = 0.9 * m + 0.1 * g;
             v = 0.999 * v + 0.001 * g * g;
             let upd = (m / (1.0 - 0.9f64.powi(t))) / ((v / (1.0 - 0.999f64.powi(t))).sqrt() + 1e-8);
             pw = pw * (1.0 - 0.01 * 0.1) - 0.01 * upd;
             pb -= 0.01 * upd;
         }
-        let got_w = w.as_tensor().to_vec1::<f64>().unwrap()[0];
-        let got_b = b.as_tensor().to_vec1::<f64>().unwrap()[0];
+        let got_w = w.as_tensor().to_vec1::<f32>().unwrap()[0] as f64;
+        let got_b = b.as_tensor().to_vec1::<f32>().unwrap()[0] as f64;
         assert!(
-            (got_w - pw).abs() < 1e-12 && (got_b - pb).abs() < 1e-12,
-            "{got_w} {got_b}"
+            (got_w - pw).abs() < 1e-6 && (got_b - pb).abs() < 1e-6,
+            "{got_w} vs {pw}, {got_b} vs {pb}"
         );
         assert!(got_w != got_b, "weight decay must touch only the weight");
+        // The state round-trips through a checkpoint.
+        let state = opt.state().unwrap();
+        let mut again = AdamW::new(opt.params().to_vec(), cfg).unwrap();
+        again.restore(&state, 2).unwrap();
+        assert_eq!(
+            (again.m.clone(), again.v.clone(), again.steps()),
+            (opt.m.clone(), opt.v.clone(), 2)
+        );
     }
 
     #[test]
     fn clipping_caps_the_global_norm() {
-        let mut g = vec![
+        let g = HostGrads::new(&[
             Tensor::new(&[3.0f32], &Device::Cpu).unwrap(),
             Tensor::new(&[4.0f32], &Device::Cpu).unwrap(),
-        ];
-        assert!((clip_grad_norm(&mut g, 1.0).unwrap() - 5.0).abs() < 1e-9);
-        assert!((grad_norm(&g).unwrap() - 1.0).abs() < 1e-5);
+        ])
+        .unwrap();
+        assert!((g.norm() - 5.0).abs() < 1e-9);
+        assert!((clip_scale(5.0, 1.0) * 5.0 - 1.0).abs() < 1e-6);
+        assert_eq!(clip_scale(0.5, 1.0), 1.0);
+        assert_eq!(clip_scale(5.0, 0.0), 1.0);
     }
 }

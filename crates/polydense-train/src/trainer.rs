@@ -22,7 +22,7 @@ use crate::grad_cache::{BatchTexts, StepContext};
 use crate::loss::{InfoNce, Loss};
 use crate::memory::CrossBatchMemory;
 use crate::metrics_log::{MetricsLog, StepRecord};
-use crate::optimizer::{clip_grad_norm, linear_lr, AdamW, AdamWConfig};
+use crate::optimizer::{clip_scale, linear_lr, AdamW, AdamWConfig, HostGrads};
 use crate::sampler::{BatchSampler, RandomSampler};
 use crate::tokenize::{HfTokenize, Tokenize};
 
@@ -351,7 +351,7 @@ impl Trainer {
             Some(m) => m.negatives(q),
             None => Ok(None),
         };
-        let mut g = match self.config.grad_cache_chunk {
+        let g = match self.config.grad_cache_chunk {
             0 => ctx.plain(&texts, &mut extra)?,
             chunk => ctx.cached(&texts, chunk, &mut extra)?,
         };
@@ -365,11 +365,21 @@ impl Trainer {
         if !g.loss.is_finite() {
             return Err(non_finite("loss", g.loss));
         }
-        let norm = clip_grad_norm(&mut g.grads, self.config.max_grad_norm)?;
+        let t_grads = started.elapsed();
+        let host = HostGrads::new(&g.grads)?;
+        let norm = host.norm();
         if !norm.is_finite() {
             return Err(non_finite("gradient norm", norm));
         }
-        self.optimizer.step(&g.grads, lr)?;
+        let t_clip = started.elapsed();
+        self.optimizer
+            .step(&host, lr, clip_scale(norm, self.config.max_grad_norm))?;
+        tracing::debug!(
+            "step {step}: gradients {:.2?}, norm {:.2?}, optimiser {:.2?}",
+            t_grads,
+            t_clip - t_grads,
+            started.elapsed() - t_clip
+        );
         if let Some(m) = &mut self.memory {
             m.push(&g.passages)?;
         }
@@ -466,7 +476,7 @@ impl Trainer {
                 .iter()
                 .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
                 .collect(),
-            optimizer: self.optimizer.state(),
+            optimizer: self.optimizer.state()?,
             memory: self.memory.as_ref().and_then(|m| m.state()),
             state: self.state.clone(),
         };
