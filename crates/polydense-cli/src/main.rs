@@ -26,8 +26,7 @@ enum Command {
     #[command(subcommand)]
     Bm25(cmd::bm25::Command),
     /// Mine hard negatives into a training file.
-    #[command(subcommand)]
-    Mine(cmd::mine::Command),
+    Mine(cmd::mine::Args),
     /// Import and inspect encoder models.
     #[command(subcommand)]
     Model(cmd::model::Command),
@@ -49,6 +48,7 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .without_time()
         .init();
     let cli = Cli::parse();
@@ -56,7 +56,7 @@ fn main() {
         Command::Data(c) => cmd::data::run(c),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Bm25(c) => cmd::bm25::run(c),
-        Command::Mine(c) => cmd::mine::run(c),
+        Command::Mine(a) => cmd::mine::run(a),
         Command::Model(c) => cmd::model::run(c),
         Command::Encode(a) => cmd::encode::run(a),
         Command::Search(a) => cmd::search::run(a),

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 /// Flags of `polydense mine`; each override replaces the config's key of the same name.
 #[derive(clap::Args)]
-pub struct Command {
+pub struct Args {
     /// TOML config: dataset, split, output, [[miner]] and [[filter]] stages (see configs/mine-*.toml).
     #[arg(long)]
     config: PathBuf,
@@ -28,22 +28,6 @@ pub struct Command {
     /// Override `seed`.
     #[arg(long)]
     seed: Option<u64>,
-}
-
-// `main.rs` declares `mine` as a subcommand group; this makes the group take flags directly,
-// so the command reads `polydense mine --config FILE` rather than needing a verb.
-impl clap::Subcommand for Command {
-    fn augment_subcommands(cmd: clap::Command) -> clap::Command {
-        <Self as clap::Args>::augment_args(cmd)
-            .subcommand_required(false)
-            .arg_required_else_help(true)
-    }
-    fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
-        <Self as clap::Args>::augment_args_for_update(cmd).subcommand_required(false)
-    }
-    fn has_subcommand(_name: &str) -> bool {
-        false
-    }
 }
 
 /// Draws one bar per pipeline stage.
@@ -68,7 +52,7 @@ impl Progress for Bars {
 }
 
 /// Runs `polydense mine`.
-pub fn run(c: Command) -> anyhow::Result<()> {
+pub fn run(c: Args) -> anyhow::Result<()> {
     let mut cfg = MineConfig::load(&c.config)?;
     cfg.dataset = c.dataset.unwrap_or(cfg.dataset);
     cfg.split = c.split.unwrap_or(cfg.split);
