@@ -328,7 +328,7 @@ mod tests {
             }
             for j in [argmax, 0, g.len() / 2, g.len() - 1] {
                 let eps = 1e-6;
-                let mut at = |d: f64| {
+                let at = |d: f64| {
                     let mut x = flat.clone();
                     x[j] += d;
                     var.set(&Tensor::from_vec(x, base.dims(), &Device::Cpu).unwrap())

@@ -7,7 +7,7 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
-use super::{rows_per_task, slice, unsupported, IntoStorage, Kernels, Real};
+use super::{rows_per_task, slice, sum_by, unsupported, IntoStorage, Kernels, Real};
 
 /// `LN(x)·γ + β` over the last dimension of `x`, differentiable in all three inputs.
 pub fn layer_norm(
@@ -49,16 +49,8 @@ fn forward<T: Real>(x: &[T], g: &[T], b: &[T], eps: f64) -> Vec<T> {
         .zip(x.par_chunks(chunk))
         .for_each(|(yc, xc)| {
             for (yr, xr) in yc.chunks_exact_mut(h).zip(xc.chunks_exact(h)) {
-                let mut sum = T::ZERO;
-                for &v in xr {
-                    sum += v;
-                }
-                let mean = sum * inv_h;
-                let mut ss = T::ZERO;
-                for &v in xr {
-                    let d = v - mean;
-                    ss += d * d;
-                }
+                let mean = sum_by(xr, |v| v) * inv_h;
+                let ss = sum_by(xr, |v| (v - mean) * (v - mean));
                 let rstd = T::ONE / (ss * inv_h + eps).sqrt();
                 for i in 0..h {
                     yr[i] = (xr[i] - mean) * rstd * g[i] + b[i];
@@ -154,16 +146,8 @@ fn backward<T: Real>(x: &[T], g: &[T], dy: &[T], eps: f64) -> Vec<T> {
                 .zip(xc.chunks_exact(h))
                 .zip(dyc.chunks_exact(h))
             {
-                let mut sum = T::ZERO;
-                for &v in xr {
-                    sum += v;
-                }
-                let mean = sum * inv_h;
-                let mut ss = T::ZERO;
-                for &v in xr {
-                    let d = v - mean;
-                    ss += d * d;
-                }
+                let mean = sum_by(xr, |v| v) * inv_h;
+                let ss = sum_by(xr, |v| (v - mean) * (v - mean));
                 let rstd = T::ONE / (ss * inv_h + eps).sqrt();
                 let (mut s_gy, mut s_gyx) = (T::ZERO, T::ZERO);
                 for i in 0..h {

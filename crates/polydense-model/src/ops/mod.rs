@@ -77,7 +77,7 @@ impl Real for f32 {
         f32::tanh(self)
     }
     fn erf(self) -> Self {
-        candle_core::cpu::erf::erf_f32(self)
+        fast_erf_f32(self)
     }
     fn max(self, o: Self) -> Self {
         f32::max(self, o)
@@ -111,6 +111,100 @@ impl Real for f64 {
     fn neg_infinity() -> Self {
         f64::NEG_INFINITY
     }
+}
+
+/// erf for f32 as a branch-free rational function, so loops over it vectorise; libm's erff
+/// is a scalar call with branches and took a fifth of encode time in GELU. The coefficients
+/// are those of the f32 erf approximation in Eigen and XLA (minimax on [-4, 4], where erf
+/// reaches ±1 in f32); in f32 arithmetic the absolute error stays below 5e-7, a few ulps
+/// of 1.0 (tested below against libm).
+#[inline(always)]
+pub(crate) fn fast_erf_f32(x: f32) -> f32 {
+    const A: [f32; 7] = [
+        -2.726_142_3e-10,
+        2.770_681_4e-8,
+        -2.101_024e-6,
+        -5.692_506_4e-5,
+        -7.349_906_3e-4,
+        -2.954_6e-3,
+        -1.609_603_3e-2,
+    ];
+    const B: [f32; 5] = [
+        -1.456_607_2e-5,
+        -2.133_740_6e-4,
+        -1.682_827e-3,
+        -7.373_329e-3,
+        -1.426_473_9e-2,
+    ];
+    let x = x.clamp(-4.0, 4.0);
+    let x2 = x * x;
+    let mut p = A[0];
+    for c in &A[1..] {
+        p = p * x2 + c;
+    }
+    let mut q = B[0];
+    for c in &B[1..] {
+        q = q * x2 + c;
+    }
+    x * p / q
+}
+
+/// Lanes of the reductions below: float sums are not reassociated by the compiler, so a
+/// plain loop runs one scalar add at a time; eight independent partial sums vectorise.
+const LANES: usize = 8;
+
+/// Σ f(x_i) over a slice, in eight interleaved partial sums.
+#[inline(always)]
+pub(crate) fn sum_by<T: Real>(x: &[T], f: impl Fn(T) -> T) -> T {
+    let mut acc = [T::ZERO; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for l in 0..LANES {
+            acc[l] += f(c[l]);
+        }
+    }
+    let mut s = T::ZERO;
+    for &v in tail {
+        s += f(v);
+    }
+    acc.iter().fold(s, |a, &b| a + b)
+}
+
+/// Σ x_i·y_i, in eight interleaved partial sums.
+#[inline(always)]
+pub(crate) fn dot<T: Real>(x: &[T], y: &[T]) -> T {
+    let mut acc = [T::ZERO; LANES];
+    let n = x.len().min(y.len());
+    let full = n - n % LANES;
+    for (cx, cy) in x[..full]
+        .chunks_exact(LANES)
+        .zip(y[..full].chunks_exact(LANES))
+    {
+        for l in 0..LANES {
+            acc[l] += cx[l] * cy[l];
+        }
+    }
+    let mut s = T::ZERO;
+    for i in full..n {
+        s += x[i] * y[i];
+    }
+    acc.iter().fold(s, |a, &b| a + b)
+}
+
+/// The largest entry, in eight interleaved partial maxima.
+#[inline(always)]
+pub(crate) fn max_of<T: Real>(x: &[T]) -> T {
+    let mut acc = [T::neg_infinity(); LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for l in 0..LANES {
+            acc[l] = acc[l].max(c[l]);
+        }
+    }
+    let m = tail.iter().fold(T::neg_infinity(), |a, &b| a.max(b));
+    acc.iter().fold(m, |a, &b| a.max(b))
 }
 
 /// The contiguous data of a kernel input; the wrappers make inputs contiguous before calling.
@@ -150,5 +244,20 @@ impl IntoStorage for Vec<f32> {
 impl IntoStorage for Vec<f64> {
     fn into_storage(self) -> CpuStorage {
         CpuStorage::F64(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fast_erf_is_within_5e7_of_libm() {
+        let mut worst = 0f64;
+        for i in -60_000..=60_000 {
+            let x = i as f64 / 10_000.0;
+            let err =
+                (super::fast_erf_f32(x as f32) as f64 - candle_core::cpu::erf::erf_f64(x)).abs();
+            worst = worst.max(err);
+        }
+        assert!(worst < 5e-7, "{worst}");
     }
 }

@@ -7,7 +7,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
-use super::{rows_per_task, slice, unsupported, IntoStorage, Kernels, Real};
+use super::{dot, max_of, rows_per_task, slice, sum_by, unsupported, IntoStorage, Kernels, Real};
 
 /// Softmax over the last dimension, differentiable.
 pub fn softmax_last_dim(x: &Tensor, kernels: Kernels) -> Result<Tensor> {
@@ -27,16 +27,11 @@ pub fn softmax_composed(x: &Tensor) -> Result<Tensor> {
 /// In place: `row[..valid]` becomes softmax(scale · row[..valid]); the rest (masked keys) 0.
 #[inline]
 pub(crate) fn softmax_row<T: Real>(row: &mut [T], valid: usize, scale: T) {
-    let mut max = T::neg_infinity();
-    for &v in &row[..valid] {
-        max = max.max(v);
-    }
-    let mut sum = T::ZERO;
+    let max = max_of(&row[..valid]);
     for v in &mut row[..valid] {
-        let e = ((*v - max) * scale).exp();
-        *v = e;
-        sum += e;
+        *v = ((*v - max) * scale).exp();
     }
+    let sum = sum_by(&row[..valid], |v| v);
     let inv = if valid > 0 { T::ONE / sum } else { T::ZERO };
     for v in &mut row[..valid] {
         *v = *v * inv;
@@ -49,10 +44,7 @@ pub(crate) fn softmax_row<T: Real>(row: &mut [T], valid: usize, scale: T) {
 /// In place: `dy` becomes the gradient wrt the softmax input, `y ∘ (dy − ⟨dy, y⟩)`.
 #[inline]
 pub(crate) fn softmax_row_backward<T: Real>(y: &[T], dy: &mut [T]) {
-    let mut dot = T::ZERO;
-    for (a, b) in y.iter().zip(dy.iter()) {
-        dot += *a * *b;
-    }
+    let dot = dot(y, dy);
     for (a, b) in y.iter().zip(dy.iter_mut()) {
         *b = *a * (*b - dot);
     }
