@@ -253,6 +253,15 @@ pub fn encode_file(
             .to_vec1::<f32>()?;
         writer.append(&ids, &vecs)?;
         encoded += ids.len();
+        if pb.is_hidden() {
+            // No terminal to draw on (a log file, CI): say how far it got once per block.
+            let secs = start.elapsed().as_secs_f64();
+            tracing::info!(
+                "encoded {}/{total} {what} ({:.1}/s)",
+                resumed + encoded,
+                encoded as f64 / secs.max(1e-9)
+            );
+        }
     }
     pb.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
