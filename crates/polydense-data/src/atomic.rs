@@ -117,7 +117,10 @@ mod tests {
             assert!(!target.exists());
         }
         assert!(!target.exists());
-        assert_eq!(std::fs::read_dir(dir.path().join("sub")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("sub")).unwrap().count(),
+            0
+        );
         write_atomic(&target, |w| w.write_all(b"done")).unwrap();
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "done");
     }

@@ -19,4 +19,4 @@ pub mod types;
 pub mod xquad;
 
 pub use error::{DataError, Result};
-pub use types::{Document, Query, Qrels, Run, TrainExample, TrainPassage};
+pub use types::{Document, Qrels, Query, Run, TrainExample, TrainPassage};

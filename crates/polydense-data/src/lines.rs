@@ -126,8 +126,11 @@ impl Iterator for NonEmptyLines {
                 }
                 None if !self.seen => {
                     self.seen = true;
-                    return Some(Err(DataError::invalid(&self.inner.path, "the file is empty")
-                        .hint("check the path, or that the step that writes it finished")));
+                    return Some(Err(DataError::invalid(
+                        &self.inner.path,
+                        "the file is empty",
+                    )
+                    .hint("check the path, or that the step that writes it finished")));
                 }
                 None => return None,
             }
@@ -166,7 +169,10 @@ mod tests {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         enc.write_all(b"x\ny\n").unwrap();
         let f = tmp(&enc.finish().unwrap());
-        let got: Vec<_> = Lines::open(f.path()).unwrap().map(|r| r.unwrap().1).collect();
+        let got: Vec<_> = Lines::open(f.path())
+            .unwrap()
+            .map(|r| r.unwrap().1)
+            .collect();
         assert_eq!(got, vec!["x", "y"]);
     }
 
