@@ -81,8 +81,9 @@ impl BeirDataset {
     }
 }
 
-/// `dir/name`, or `dir/name.gz` when only the compressed file exists.
-fn locate(dir: &Path, name: &str) -> Result<PathBuf> {
+/// `dir/name`, or `dir/name.gz` when only the compressed file exists; the error says what a
+/// BEIR directory must hold.
+pub fn locate(dir: &Path, name: &str) -> Result<PathBuf> {
     let plain = dir.join(name);
     let gz = dir.join(format!("{name}.gz"));
     if plain.is_file() {
@@ -101,7 +102,7 @@ fn locate(dir: &Path, name: &str) -> Result<PathBuf> {
 }
 
 /// The qrels file of `split`; when it is missing the error lists the splits that exist.
-fn locate_qrels(dir: &Path, split: &str) -> Result<PathBuf> {
+pub fn locate_qrels(dir: &Path, split: &str) -> Result<PathBuf> {
     let qrels_dir = dir.join("qrels");
     let name = format!("{split}.tsv");
     if qrels_dir.join(&name).is_file() || qrels_dir.join(format!("{name}.gz")).is_file() {

@@ -5,7 +5,7 @@ use super::encode::{encode_file, store_metadata, EncodeStats, EncoderArgs};
 use super::search::{search_queries, SearchStats};
 use anyhow::{bail, Context, Result};
 use polydense_data::atomic::write_atomic;
-use polydense_data::beir::{load_queries, read_qrels_checked};
+use polydense_data::beir::{load_queries, locate, locate_qrels, read_qrels_checked};
 use polydense_data::Query;
 use polydense_eval::{evaluate, parse_metrics, EvalOptions, Report, DEFAULT_METRICS};
 use polydense_index::EmbeddingStore;
@@ -59,23 +59,6 @@ struct Summary<'a> {
     report: &'a Report,
 }
 
-/// `dir/name`, or `dir/name.gz` when only that exists.
-fn beir_file(dir: &Path, name: &str) -> Result<PathBuf> {
-    let plain = dir.join(name);
-    let gz = dir.join(format!("{name}.gz"));
-    if plain.is_file() {
-        Ok(plain)
-    } else if gz.is_file() {
-        Ok(gz)
-    } else {
-        bail!(
-            "{} does not exist (hint: --data must be a BEIR directory with corpus.jsonl, \
-             queries.jsonl and qrels/)",
-            plain.display()
-        )
-    }
-}
-
 fn default_out(data: &Path, model: &str) -> PathBuf {
     let name = |p: &Path| {
         p.file_name()
@@ -102,9 +85,9 @@ fn cache_matches(store: &EmbeddingStore, wanted: &BTreeMap<String, String>) -> b
 /// Runs `polydense retrieve`.
 pub fn run(args: Args) -> Result<()> {
     let metrics = parse_metrics(&args.metrics)?;
-    let corpus_path = beir_file(&args.data, "corpus.jsonl")?;
-    let queries_path = beir_file(&args.data, "queries.jsonl")?;
-    let qrels_path = beir_file(&args.data.join("qrels"), &format!("{}.tsv", args.split))?;
+    let corpus_path = locate(&args.data, "corpus.jsonl")?;
+    let queries_path = locate(&args.data, "queries.jsonl")?;
+    let qrels_path = locate_qrels(&args.data, &args.split)?;
     let out = args
         .out
         .clone()
@@ -308,6 +291,7 @@ mod tests {
         .unwrap()
         .args;
         let err = run(args).unwrap_err().to_string();
-        assert!(err.contains("nope.tsv does not exist"), "{err}");
+        assert!(err.contains("no qrels for split `nope`"), "{err}");
+        assert!(err.contains("the splits here are: test"), "{err}");
     }
 }
