@@ -20,7 +20,7 @@ use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
 use super::softmax::{softmax_composed, softmax_row, softmax_row_backward};
-use super::{slice, unsupported, IntoStorage, Kernels, Real};
+use super::{Kernels, Real};
 
 /// The shape of one attention call: `batch` sequences of `seq` tokens, and their valid lengths.
 #[derive(Debug, Clone)]
@@ -184,11 +184,7 @@ impl CustomOp1 for Attention {
         {
             candle_core::bail!("{name}: input {:?} does not fit {sh:?}", l.dims());
         }
-        let out = match st {
-            CpuStorage::F32(x) => forward(slice(x, l, name)?, sh).into_storage(),
-            CpuStorage::F64(x) => forward(slice(x, l, name)?, sh).into_storage(),
-            _ => return Err(unsupported(name, st)),
-        };
+        let out = float_kernel!(name, [st, l => x], forward(x, sh));
         Ok((out, Shape::from((rows, w / 3))))
     }
 
@@ -298,15 +294,7 @@ impl CustomOp2 for AttentionBackward {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let name = self.name();
-        let out = match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(g)) => {
-                backward(slice(x, l1, name)?, slice(g, l2, name)?, &self.shape).into_storage()
-            }
-            (CpuStorage::F64(x), CpuStorage::F64(g)) => {
-                backward(slice(x, l1, name)?, slice(g, l2, name)?, &self.shape).into_storage()
-            }
-            _ => return Err(unsupported(name, s1)),
-        };
+        let out = float_kernel!(name, [s1, l1 => x, s2, l2 => g], backward(x, g, &self.shape));
         Ok((out, l1.shape().clone()))
     }
 }
@@ -314,7 +302,7 @@ impl CustomOp2 for AttentionBackward {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::gradcheck::{check, randn};
+    use crate::ops::gradcheck::{check, max_abs_diff, randn};
     use candle_core::DType;
 
     fn shape(lengths: &[usize], seq: usize, heads: usize) -> AttentionShape {
@@ -332,14 +320,7 @@ mod tests {
         let qkv = randn(&[21, 3 * 8], 1, 2.0);
         let a = attention(&qkv, &sh, Kernels::Fused).unwrap();
         let c = attention_composed(&qkv, &sh).unwrap();
-        let diff = (a - c)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
+        let diff = max_abs_diff(&a, &c);
         assert!(diff < 1e-12, "{diff}");
     }
 
@@ -351,14 +332,7 @@ mod tests {
         let other =
             Tensor::cat(&[qkv.narrow(0, 0, 3).unwrap(), randn(&[2, 12], 3, 9.0)], 0).unwrap();
         let b = attention(&other, &sh, Kernels::Fused).unwrap();
-        let diff = (a.narrow(0, 0, 3).unwrap() - b.narrow(0, 0, 3).unwrap())
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
+        let diff = max_abs_diff(&a.narrow(0, 0, 3).unwrap(), &b.narrow(0, 0, 3).unwrap());
         assert_eq!(diff, 0.0);
     }
 
@@ -391,14 +365,7 @@ mod tests {
             .unwrap()
             .to_dtype(DType::F64)
             .unwrap();
-        let diff = (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
+        let diff = max_abs_diff(&a, &b);
         assert!(diff < 1e-5, "{diff}");
     }
 }

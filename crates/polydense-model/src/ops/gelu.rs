@@ -8,7 +8,7 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{rows_per_task, slice, unsupported, IntoStorage, Kernels, Real};
+use super::{rows_per_task, Kernels, Real};
 use crate::config::Activation;
 
 /// `act(x + b)` with `b` broadcast over the rows of `x` (last dimension), differentiable in both.
@@ -97,15 +97,7 @@ impl CustomOp2 for BiasGelu {
         if l2.shape().elem_count() != n {
             candle_core::bail!("{name}: bias must have {n} entries");
         }
-        let out = match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(b)) => {
-                forward(slice(x, l1, name)?, slice(b, l2, name)?, self.act).into_storage()
-            }
-            (CpuStorage::F64(x), CpuStorage::F64(b)) => {
-                forward(slice(x, l1, name)?, slice(b, l2, name)?, self.act).into_storage()
-            }
-            _ => return Err(unsupported(name, s1)),
-        };
+        let out = float_kernel!(name, [s1, l1 => x, s2, l2 => b], forward(x, b, self.act));
         Ok((out, l1.shape().clone()))
     }
 
@@ -187,23 +179,11 @@ impl CustomOp3 for BiasGeluBackward {
     ) -> Result<(CpuStorage, Shape)> {
         let name = self.name();
         let (rows, n) = l1.shape().dims2()?;
-        let out = match (s1, s2, s3) {
-            (CpuStorage::F32(x), CpuStorage::F32(b), CpuStorage::F32(d)) => backward(
-                slice(x, l1, name)?,
-                slice(b, l2, name)?,
-                slice(d, l3, name)?,
-                self.act,
-            )
-            .into_storage(),
-            (CpuStorage::F64(x), CpuStorage::F64(b), CpuStorage::F64(d)) => backward(
-                slice(x, l1, name)?,
-                slice(b, l2, name)?,
-                slice(d, l3, name)?,
-                self.act,
-            )
-            .into_storage(),
-            _ => return Err(unsupported(name, s1)),
-        };
+        let out = float_kernel!(
+            name,
+            [s1, l1 => x, s2, l2 => b, s3, l3 => d],
+            backward(x, b, d, self.act)
+        );
         Ok((out, Shape::from((rows + 1, n))))
     }
 }
@@ -211,7 +191,7 @@ impl CustomOp3 for BiasGeluBackward {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::gradcheck::{check, randn};
+    use crate::ops::gradcheck::{check, max_abs_diff, randn};
 
     #[test]
     fn fused_matches_composed() {
@@ -220,14 +200,7 @@ mod tests {
             let b = randn(&[7], 2, 1.0);
             let a = bias_gelu(&x, &b, act, Kernels::Fused).unwrap();
             let c = bias_gelu_composed(&x, &b, act).unwrap();
-            let diff = (a - c)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f64>()
-                .unwrap();
+            let diff = max_abs_diff(&a, &c);
             assert!(diff < 1e-12, "{act:?}: {diff}");
         }
     }

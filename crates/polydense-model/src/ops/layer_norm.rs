@@ -7,7 +7,7 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
-use super::{rows_per_task, slice, sum_by, unsupported, IntoStorage, Kernels, Real};
+use super::{rows_per_task, sum_by, Kernels, Real};
 
 /// `LN(x)·γ + β` over the last dimension of `x`, differentiable in all three inputs.
 pub fn layer_norm(
@@ -79,23 +79,8 @@ impl CustomOp3 for LayerNorm {
         if l2.shape().elem_count() != h || l3.shape().elem_count() != h {
             candle_core::bail!("{n}: γ and β must have {h} entries");
         }
-        let out = match (s1, s2, s3) {
-            (CpuStorage::F32(x), CpuStorage::F32(g), CpuStorage::F32(b)) => forward(
-                slice(x, l1, n)?,
-                slice(g, l2, n)?,
-                slice(b, l3, n)?,
-                self.eps,
-            )
-            .into_storage(),
-            (CpuStorage::F64(x), CpuStorage::F64(g), CpuStorage::F64(b)) => forward(
-                slice(x, l1, n)?,
-                slice(g, l2, n)?,
-                slice(b, l3, n)?,
-                self.eps,
-            )
-            .into_storage(),
-            _ => return Err(unsupported(n, s1)),
-        };
+        let out =
+            float_kernel!(n, [s1, l1 => x, s2, l2 => g, s3, l3 => b], forward(x, g, b, self.eps));
         Ok((out, l1.shape().clone()))
     }
 
@@ -196,23 +181,8 @@ impl CustomOp3 for LayerNormBackward {
     ) -> Result<(CpuStorage, Shape)> {
         let n = self.name();
         let (rows, h) = l1.shape().dims2()?;
-        let out = match (s1, s2, s3) {
-            (CpuStorage::F32(x), CpuStorage::F32(g), CpuStorage::F32(d)) => backward(
-                slice(x, l1, n)?,
-                slice(g, l2, n)?,
-                slice(d, l3, n)?,
-                self.eps,
-            )
-            .into_storage(),
-            (CpuStorage::F64(x), CpuStorage::F64(g), CpuStorage::F64(d)) => backward(
-                slice(x, l1, n)?,
-                slice(g, l2, n)?,
-                slice(d, l3, n)?,
-                self.eps,
-            )
-            .into_storage(),
-            _ => return Err(unsupported(n, s1)),
-        };
+        let out =
+            float_kernel!(n, [s1, l1 => x, s2, l2 => g, s3, l3 => d], backward(x, g, d, self.eps));
         Ok((out, Shape::from((rows + 2, h))))
     }
 }
@@ -220,7 +190,7 @@ impl CustomOp3 for LayerNormBackward {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::gradcheck::{check, randn};
+    use crate::ops::gradcheck::{check, max_abs_diff, randn};
 
     #[test]
     fn fused_matches_composed() {
@@ -229,14 +199,7 @@ mod tests {
         let b = randn(&[8], 3, 1.0);
         let a = layer_norm(&x, &g, &b, 1e-5, Kernels::Fused).unwrap();
         let c = layer_norm_composed(&x, &g, &b, 1e-5).unwrap();
-        let diff = (a - c)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
+        let diff = max_abs_diff(&a, &c);
         assert!(diff < 1e-12, "{diff}");
     }
 

@@ -6,6 +6,26 @@
 //! The ops only have CPU kernels; on other devices the encoder runs the plain composition
 //! (see [`Kernels`]), which is also kept as the reference the fused ops are tested against.
 
+/// Runs a kernel written once, generic over the float type, on f32 or f64 storages: each
+/// `storage, layout => name` binds `name` to the contiguous slice, then `body` runs and its
+/// `Vec<T>` becomes the output storage. Any other dtype (or a mix) is an error naming the op.
+macro_rules! float_kernel {
+    ($op:expr, [$($s:ident, $l:ident => $v:ident),+], $body:expr) => {{
+        let first = [$($s),+][0];
+        match ($($s,)+) {
+            ($(candle_core::CpuStorage::F32($v),)+) => {
+                $(let $v = $crate::ops::slice($v, $l, $op)?;)+
+                $crate::ops::IntoStorage::into_storage($body)
+            }
+            ($(candle_core::CpuStorage::F64($v),)+) => {
+                $(let $v = $crate::ops::slice($v, $l, $op)?;)+
+                $crate::ops::IntoStorage::into_storage($body)
+            }
+            _ => return Err($crate::ops::unsupported($op, first)),
+        }
+    }};
+}
+
 pub mod attention;
 pub mod gelu;
 pub mod layer_norm;

@@ -7,7 +7,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
-use super::{dot, max_of, rows_per_task, slice, sum_by, unsupported, IntoStorage, Kernels, Real};
+use super::{dot, max_of, rows_per_task, sum_by, Kernels, Real};
 
 /// Softmax over the last dimension, differentiable.
 pub fn softmax_last_dim(x: &Tensor, kernels: Kernels) -> Result<Tensor> {
@@ -71,11 +71,7 @@ impl CustomOp1 for Softmax {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let name = self.name();
         let n = l.dims().last().copied().unwrap_or(1);
-        let out = match s {
-            CpuStorage::F32(x) => forward(slice(x, l, name)?, n).into_storage(),
-            CpuStorage::F64(x) => forward(slice(x, l, name)?, n).into_storage(),
-            _ => return Err(unsupported(name, s)),
-        };
+        let out = float_kernel!(name, [s, l => x], forward(x, n));
         Ok((out, l.shape().clone()))
     }
 
@@ -115,15 +111,7 @@ impl CustomOp2 for SoftmaxBackward {
     ) -> Result<(CpuStorage, Shape)> {
         let name = self.name();
         let n = l1.dims().last().copied().unwrap_or(1);
-        let out = match (s1, s2) {
-            (CpuStorage::F32(y), CpuStorage::F32(d)) => {
-                backward(slice(y, l1, name)?, slice(d, l2, name)?, n).into_storage()
-            }
-            (CpuStorage::F64(y), CpuStorage::F64(d)) => {
-                backward(slice(y, l1, name)?, slice(d, l2, name)?, n).into_storage()
-            }
-            _ => return Err(unsupported(name, s1)),
-        };
+        let out = float_kernel!(name, [s1, l1 => y, s2, l2 => d], backward(y, d, n));
         Ok((out, l1.shape().clone()))
     }
 }
@@ -131,22 +119,29 @@ impl CustomOp2 for SoftmaxBackward {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::gradcheck::{check, randn};
+    use crate::ops::gradcheck::{check, max_abs_diff, randn};
 
     #[test]
     fn fused_matches_composed() {
         let x = randn(&[4, 3, 9], 1, 10.0);
         let a = softmax_last_dim(&x, Kernels::Fused).unwrap();
         let c = softmax_composed(&x).unwrap();
-        let diff = (a - c)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
+        let diff = max_abs_diff(&a, &c);
         assert!(diff < 1e-14, "{diff}");
+    }
+
+    #[test]
+    fn other_dtypes_are_an_error_naming_the_op() {
+        let x = randn(&[2, 4], 1, 1.0)
+            .to_dtype(candle_core::DType::BF16)
+            .unwrap();
+        let err = softmax_last_dim(&x, Kernels::Fused)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("fused-softmax") && err.contains("BF16"),
+            "{err}"
+        );
     }
 
     #[test]
