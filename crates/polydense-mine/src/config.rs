@@ -19,6 +19,7 @@
 //! margin = 0.95
 //! ```
 
+use crate::bm25::RankWindow;
 use crate::error::{MineError, Result};
 use crate::false_negative::{MarginMode, Reference};
 use crate::sample::Sampling;
@@ -69,6 +70,77 @@ fn default_min_negatives() -> usize {
 pub enum MinerConfig {
     /// BM25 over the dataset's corpus.
     Bm25(Bm25MinerConfig),
+    /// Nearest passages under a dense model (ANCE-style), from `polydense encode` stores.
+    Dense(DenseMinerConfig),
+}
+
+/// The dense miner: exact inner-product search of the query store over the corpus store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DenseMinerConfig {
+    /// Source tag written on its negatives.
+    #[serde(default = "default_dense_name")]
+    pub name: String,
+    /// Query embeddings: `polydense encode --model M --queries queries.jsonl --out DIR`.
+    pub queries: PathBuf,
+    /// Corpus embeddings: `polydense encode --model M --corpus corpus.jsonl --out DIR`.
+    pub corpus: PathBuf,
+    /// N: how many documents, positives excluded, are ranked.
+    #[serde(default = "default_depth")]
+    pub depth: usize,
+    /// First rank of the window, 0-based.
+    #[serde(default)]
+    pub from: usize,
+    /// End of the window (exclusive); defaults to `depth`.
+    #[serde(default)]
+    pub to: Option<usize>,
+    /// Negatives kept per query from this miner.
+    #[serde(default = "default_n")]
+    pub n: usize,
+    /// How the `n` are chosen from the survivors of the window.
+    #[serde(default)]
+    pub sampling: Sampling,
+}
+
+fn default_dense_name() -> String {
+    "dense".into()
+}
+fn default_depth() -> usize {
+    100
+}
+fn default_n() -> usize {
+    8
+}
+
+impl MinerConfig {
+    /// The source tag of the negatives this miner proposes.
+    pub fn name(&self) -> &str {
+        match self {
+            MinerConfig::Bm25(b) => &b.name,
+            MinerConfig::Dense(d) => &d.name,
+        }
+    }
+
+    /// The ranks this miner proposes: depth, and the window `[from, to)`.
+    pub fn window(&self) -> RankWindow {
+        let (depth, from, to) = match self {
+            MinerConfig::Bm25(b) => (b.depth, b.from, b.to),
+            MinerConfig::Dense(d) => (d.depth, d.from, d.to),
+        };
+        RankWindow {
+            depth,
+            from,
+            to: to.unwrap_or(depth),
+        }
+    }
+
+    /// How many negatives this miner contributes per query, and how they are picked.
+    pub fn quota(&self) -> (usize, Sampling) {
+        match self {
+            MinerConfig::Bm25(b) => (b.n, b.sampling),
+            MinerConfig::Dense(d) => (d.n, d.sampling),
+        }
+    }
 }
 
 /// The BM25 miner.
@@ -181,22 +253,20 @@ impl MineConfig {
         }
         let mut names = std::collections::HashSet::new();
         for m in &self.miners {
-            let MinerConfig::Bm25(b) = m;
-            if !names.insert(b.name.clone()) {
+            let name = m.name();
+            if !names.insert(name.to_string()) {
                 return Err(bad(format!(
-                    "two miners are named `{}`; give each a `name`",
-                    b.name
+                    "two miners are named `{name}`; give each a `name`"
                 )));
             }
-            let to = b.to.unwrap_or(b.depth);
-            if b.from >= to || to > b.depth {
+            let RankWindow { depth, from, to } = m.window();
+            if from >= to || to > depth {
                 return Err(bad(format!(
-                    "miner `{}`: window from={} to={to} depth={} needs from < to <= depth",
-                    b.name, b.from, b.depth
+                    "miner `{name}`: window from={from} to={to} depth={depth} needs from < to <= depth"
                 )));
             }
-            if b.n == 0 {
-                return Err(bad(format!("miner `{}`: n must be at least 1", b.name)));
+            if m.quota().0 == 0 {
+                return Err(bad(format!("miner `{name}`: n must be at least 1")));
             }
         }
         for f in &self.filters {
@@ -226,6 +296,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn dense_miner_config_needs_its_stores_and_shares_the_window_checks() {
+        let cfg: MineConfig = toml::from_str(
+            "dataset='d'\noutput='o'\n[[miner]]\nkind='dense'\nqueries='q'\ncorpus='c'\nn=4\n",
+        )
+        .unwrap();
+        cfg.validate(Path::new("c.toml")).unwrap();
+        assert_eq!(cfg.miners[0].name(), "dense");
+        assert_eq!(
+            cfg.miners[0].window(),
+            RankWindow {
+                depth: 100,
+                from: 0,
+                to: 100
+            }
+        );
+        assert_eq!(cfg.miners[0].quota().0, 4);
+        let missing = toml::from_str::<MineConfig>(
+            "dataset='d'\noutput='o'\n[[miner]]\nkind='dense'\nqueries='q'\n",
+        );
+        assert!(missing.unwrap_err().to_string().contains("corpus"));
+        let cfg: MineConfig = toml::from_str(
+            "dataset='d'\noutput='o'\n[[miner]]\nkind='dense'\nqueries='q'\ncorpus='c'\nfrom=10\nto=5\n",
+        )
+        .unwrap();
+        let err = cfg.validate(Path::new("c.toml")).unwrap_err().to_string();
+        assert!(err.contains("miner `dense`: window from=10 to=5"), "{err}");
+    }
+
+    #[test]
     fn defaults_fill_a_minimal_config() {
         let cfg: MineConfig = toml::from_str(
             "dataset = 'd'\noutput = 'o.jsonl'\n[[miner]]\nkind = 'bm25'\n[[filter]]\nkind = 'false_negative'\nmode = 'absolute'\nmargin = 0.5\n",
@@ -233,7 +332,9 @@ mod tests {
         .unwrap();
         cfg.validate(Path::new("c.toml")).unwrap();
         assert_eq!(cfg.split, "train");
-        let MinerConfig::Bm25(b) = &cfg.miners[0];
+        let MinerConfig::Bm25(b) = &cfg.miners[0] else {
+            panic!("a bm25 miner")
+        };
         assert_eq!((b.depth, b.n, b.k1, b.b), (100, 8, 0.9, 0.4));
         assert_eq!(
             cfg.filters[0],

@@ -19,6 +19,7 @@
 pub mod bm25;
 pub mod config;
 pub mod dedup;
+pub mod dense;
 pub mod error;
 pub mod false_negative;
 pub mod pipeline;
@@ -27,8 +28,9 @@ pub mod stage;
 pub mod stats;
 
 pub use bm25::{Bm25Miner, RankWindow};
-pub use config::{Bm25MinerConfig, FilterConfig, MineConfig, MinerConfig};
+pub use config::{Bm25MinerConfig, DenseMinerConfig, FilterConfig, MineConfig, MinerConfig};
 pub use dedup::DedupFilter;
+pub use dense::DenseMiner;
 pub use error::{MineError, Result};
 pub use false_negative::{FalseNegativeFilter, MarginMode, Reference};
 pub use pipeline::{mine_queries, run_config, MinerStage, Pipeline, Progress, Silent};

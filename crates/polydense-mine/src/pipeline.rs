@@ -1,8 +1,9 @@
 //! Runs the stages in order over a BEIR split and writes the training file and its stats.
 
-use crate::bm25::{Bm25Miner, RankWindow};
+use crate::bm25::Bm25Miner;
 use crate::config::{FilterConfig, MineConfig, MinerConfig};
 use crate::dedup::DedupFilter;
+use crate::dense::DenseMiner;
 use crate::error::{MineError, Result};
 use crate::false_negative::FalseNegativeFilter;
 use crate::sample::{select, Sampling};
@@ -107,7 +108,20 @@ impl Pipeline {
     ) -> Result<Self> {
         let mut miners = Vec::new();
         for m in &cfg.miners {
-            let MinerConfig::Bm25(b) = m;
+            let window = m.window();
+            let (n, sampling) = m.quota();
+            let b = match m {
+                MinerConfig::Bm25(b) => b,
+                MinerConfig::Dense(d) => {
+                    let miner = DenseMiner::open(&d.name, &d.queries, &d.corpus, window)?;
+                    miners.push(MinerStage {
+                        miner: Box::new(miner),
+                        n,
+                        sampling,
+                    });
+                    continue;
+                }
+            };
             let index = match &b.index {
                 Some(dir) => dir.clone(),
                 None => {
@@ -125,15 +139,10 @@ impl Pipeline {
                 }
             };
             let searcher = Bm25Searcher::open(&index, Bm25Params { k1: b.k1, b: b.b })?;
-            let window = RankWindow {
-                depth: b.depth,
-                from: b.from,
-                to: b.to.unwrap_or(b.depth),
-            };
             miners.push(MinerStage {
                 miner: Box::new(Bm25Miner::new(&b.name, searcher, window, b.lang.clone())?),
-                n: b.n,
-                sampling: b.sampling,
+                n,
+                sampling,
             });
         }
         let filters = cfg
