@@ -38,6 +38,10 @@ enum Command {
     Retrieve(cmd::retrieve::Args),
     /// Fine-tune a dual encoder with contrastive losses and hard negatives.
     Train(cmd::train::Args),
+    /// Write a run directory's self-contained HTML report with its plots.
+    Report(cmd::report::Args),
+    /// Run the whole pipeline on XQuAD-R and e5-small: baselines, mining, fine-tune, report.
+    Demo(cmd::demo::Args),
 }
 
 fn main() {
@@ -62,6 +66,8 @@ fn main() {
         Command::Search(a) => cmd::search::run(a),
         Command::Retrieve(a) => cmd::retrieve::run(a),
         Command::Train(a) => cmd::train::run(a),
+        Command::Report(a) => cmd::report::run(a),
+        Command::Demo(a) => cmd::demo::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

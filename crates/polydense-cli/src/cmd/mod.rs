@@ -2,10 +2,12 @@
 
 pub mod bm25;
 pub mod data;
+pub mod demo;
 pub mod encode;
 pub mod eval;
 pub mod mine;
 pub mod model;
+pub mod report;
 pub mod retrieve;
 pub mod search;
 pub mod train;
