@@ -18,6 +18,10 @@ use std::collections::{BTreeMap, HashMap};
 /// Bins of the score histograms in the stats file.
 const HISTOGRAM_BINS: usize = 20;
 
+/// The name [`FalseNegativeFilter`] reports: the filter whose drops are scored in the stats
+/// (what dedup drops is a copy, not a false negative, so its scores say nothing).
+const FALSE_NEGATIVE: &str = "false_negative";
+
 /// Receives progress from a long run; the CLI draws bars with it.
 pub trait Progress: Sync {
     /// A stage starts with `total` units of work.
@@ -174,14 +178,36 @@ impl Pipeline {
         })
     }
 
+    /// Applies the filters in order; the scores of what the false-negative filter drops go
+    /// to `dropped`, per source.
     fn filter(
         &self,
         ctx: &QueryContext<'_>,
         mut c: Vec<Candidate>,
         log: &mut DropLog,
+        dropped: &mut BTreeMap<String, Vec<f32>>,
     ) -> Vec<Candidate> {
         for f in &self.filters {
+            if f.name() != FALSE_NEGATIVE {
+                c = f.apply(ctx, c, log);
+                continue;
+            }
+            // The Filter trait returns survivors only, so what was dropped is the difference.
+            let before: Vec<(String, String, f32)> = c
+                .iter()
+                .map(|x| (x.source.clone(), x.docid.clone(), x.score))
+                .collect();
             c = f.apply(ctx, c, log);
+            let mut left: HashMap<(&str, &str), usize> = HashMap::new();
+            for x in &c {
+                *left.entry((&x.source, &x.docid)).or_default() += 1;
+            }
+            for (source, docid, score) in &before {
+                match left.get_mut(&(source.as_str(), docid.as_str())) {
+                    Some(n) if *n > 0 => *n -= 1,
+                    _ => dropped.entry(source.clone()).or_default().push(*score),
+                }
+            }
         }
         c
     }
@@ -241,6 +267,7 @@ impl Pipeline {
         let mut counts = Vec::new();
         let mut neg_scores: BTreeMap<String, Vec<f32>> = BTreeMap::new();
         let mut pos_scores: BTreeMap<String, Vec<f32>> = BTreeMap::new();
+        let mut dropped_scores: BTreeMap<String, Vec<f32>> = BTreeMap::new();
         for o in per_query {
             let o = o?;
             log.merge(o.log);
@@ -249,6 +276,9 @@ impl Pipeline {
             }
             for (s, n) in o.not_sampled {
                 *stats.not_sampled.entry(s).or_default() += n;
+            }
+            for (s, v) in o.dropped_scores {
+                dropped_scores.entry(s).or_default().extend(v);
             }
             for (s, v) in o.positive_scores {
                 pos_scores
@@ -286,6 +316,10 @@ impl Pipeline {
             .into_iter()
             .filter_map(|(s, v)| Histogram::of(&v, HISTOGRAM_BINS).map(|h| (s, h)))
             .collect();
+        stats.dropped_scores = dropped_scores
+            .into_iter()
+            .filter_map(|(s, v)| Histogram::of(&v, HISTOGRAM_BINS).map(|h| (s, h)))
+            .collect();
         Ok((examples, stats))
     }
 
@@ -319,7 +353,8 @@ impl Pipeline {
             corpus: passages,
         };
         let mut log = DropLog::default();
-        let survivors = self.filter(&ctx, cands, &mut log);
+        let mut dropped_scores = BTreeMap::new();
+        let survivors = self.filter(&ctx, cands, &mut log, &mut dropped_scores);
         // Quota per source, in miner order, each source's survivors kept in rank order.
         let mut not_sampled: BTreeMap<String, u64> = BTreeMap::new();
         let mut kept = Vec::new();
@@ -343,7 +378,7 @@ impl Pipeline {
             // so dedup also catches a generated copy of a mined negative.
             let mut all = kept.clone();
             all.extend(new);
-            kept = self.filter(&ctx, all, &mut log);
+            kept = self.filter(&ctx, all, &mut log, &mut dropped_scores);
         }
         let negative_passages = kept
             .iter()
@@ -366,6 +401,7 @@ impl Pipeline {
             proposed,
             not_sampled,
             positive_scores: positive_scores.into_iter().collect(),
+            dropped_scores,
         })
     }
 }
@@ -376,6 +412,7 @@ struct QueryOutcome {
     proposed: BTreeMap<String, u64>,
     not_sampled: BTreeMap<String, u64>,
     positive_scores: Vec<(String, Vec<Option<f32>>)>,
+    dropped_scores: BTreeMap<String, Vec<f32>>,
 }
 
 /// Loads the config's dataset, runs its stages and writes the training file and the stats
@@ -401,4 +438,88 @@ pub fn run_config(cfg: &MineConfig, progress: &dyn Progress) -> Result<MineStats
         w.write_all(json.as_bytes())
     })?;
     Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::false_negative::{MarginMode, Reference};
+    use polydense_data::Query;
+
+    /// Proposes d1..d4 scored 9, 7, 5, 3 for every query, and scores its positive `d0` 8.
+    struct Fixed;
+
+    impl Miner for Fixed {
+        fn source(&self) -> &str {
+            "fixed"
+        }
+
+        fn mine(&self, queries: &[MineQuery], _: &(dyn Fn(u64) + Sync)) -> Result<Vec<Mined>> {
+            let candidates = [9.0, 7.0, 5.0, 3.0]
+                .into_iter()
+                .enumerate()
+                .map(|(rank, score)| Candidate {
+                    docid: format!("d{}", rank + 1),
+                    score,
+                    source: "fixed".into(),
+                    rank,
+                    passage: None,
+                })
+                .collect();
+            Ok(queries
+                .iter()
+                .map(|_| Mined {
+                    candidates: Vec::clone(&candidates),
+                    positive_scores: vec![Some(8.0)],
+                })
+                .collect())
+        }
+    }
+
+    #[test]
+    fn dropped_false_negatives_get_their_own_histogram() {
+        let corpus: Vec<Document> = (0..5)
+            .map(|i| Document {
+                id: format!("d{i}"),
+                title: String::new(),
+                text: format!("passage {i}"),
+                lang: None,
+            })
+            .collect();
+        let queries: Vec<MineQuery> = ["q1", "q2"]
+            .iter()
+            .map(|id| MineQuery {
+                query: Query {
+                    id: id.to_string(),
+                    text: "a question".into(),
+                    lang: None,
+                },
+                positives: vec!["d0".into()],
+            })
+            .collect();
+        let pipeline = Pipeline {
+            miners: vec![MinerStage {
+                miner: Box::new(Fixed),
+                n: 4,
+                sampling: Sampling::Top,
+            }],
+            // Threshold 0.8 · 8 = 6.4: d1 (9) and d2 (7) are dropped, d3 and d4 kept.
+            filters: vec![Box::new(FalseNegativeFilter {
+                margin: 0.8,
+                mode: MarginMode::Relative,
+                reference: Reference::Max,
+            })],
+            generators: Vec::new(),
+            seed: 0,
+            min_negatives: 1,
+        };
+        let (_, stats) = pipeline.run(&queries, &corpus, &Silent).unwrap();
+        let dropped = &stats.dropped_scores["fixed"];
+        assert_eq!(dropped.count, 4, "two per query");
+        assert_eq!((dropped.min, dropped.max), (7.0, 9.0));
+        assert_eq!(dropped.mean, 8.0);
+        let kept = &stats.negative_scores["fixed"];
+        assert_eq!((kept.count, kept.min, kept.max), (4, 3.0, 5.0));
+        assert_eq!(stats.dropped[FALSE_NEGATIVE].values().sum::<u64>(), 4);
+    }
 }

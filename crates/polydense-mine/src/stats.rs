@@ -112,6 +112,11 @@ pub struct MineStats {
     pub negative_scores: BTreeMap<String, Histogram>,
     /// Scores each source gave the positives, for comparison with the negatives'.
     pub positive_scores: BTreeMap<String, Histogram>,
+    /// Scores of the candidates the false-negative filter dropped, per source: set against
+    /// `negative_scores` they show where the margin cut. Absent from files written before it
+    /// existed, which then load with it empty.
+    #[serde(default)]
+    pub dropped_scores: BTreeMap<String, Histogram>,
 }
 
 #[cfg(test)]
@@ -126,6 +131,15 @@ mod tests {
         assert_eq!(h.mean, 2.0);
         assert!(Histogram::of(&[], 4).is_none());
         assert_eq!(Histogram::of(&[5.0, 5.0], 3).unwrap().counts, vec![2, 0, 0]);
+    }
+
+    #[test]
+    fn stats_without_dropped_scores_still_load() {
+        let mut json = serde_json::to_value(MineStats::default()).unwrap();
+        json.as_object_mut().unwrap().remove("dropped_scores");
+        let back: MineStats = serde_json::from_value(json).unwrap();
+        assert!(back.dropped_scores.is_empty());
+        assert_eq!(back, MineStats::default());
     }
 
     #[test]
