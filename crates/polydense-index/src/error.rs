@@ -37,6 +37,20 @@ pub enum IndexError {
     /// An argument is outside what the operation accepts (k = 0, ragged rows, ...).
     #[error("{0}")]
     InvalidArgument(String),
+    /// k-means was asked for more clusters than there are rows to put in them; samplers that
+    /// derive k from a schedule (SAC-ICT) match on this to clamp k.
+    #[error(
+        "k-means: k = {k} clusters requested but the data has only {rows} rows (k must be <= rows)"
+    )]
+    TooManyClusters {
+        /// The requested number of clusters.
+        k: usize,
+        /// The number of rows supplied.
+        rows: usize,
+    },
+    /// A tensor operation on a candle device (CUDA k-means) failed.
+    #[error("tensor backend: {0}")]
+    Tensor(#[from] candle_core::Error),
 }
 
 impl IndexError {

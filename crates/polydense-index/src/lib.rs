@@ -3,7 +3,9 @@
 //! [`store`] keeps a matrix of embeddings as memory-mapped safetensors beside an id sidecar,
 //! written in streamed chunks so a corpus of any size encodes in bounded memory. [`exact`]
 //! finds the k rows with the largest inner product for each query, chunk by chunk, with
-//! deterministic tie-breaking (score descending, then doc id ascending).
+//! deterministic tie-breaking (score descending, then doc id ascending). [`kmeans`] clusters
+//! embeddings for the clustered batch samplers (ICT), on the CPU or a candle device, and
+//! [`pca`] projects them onto a plane for plots.
 //!
 //! ```
 //! use polydense_index::{EmbeddingStore, ExactSearch, RowId, StoreWriter};
@@ -21,8 +23,12 @@
 
 pub mod error;
 pub mod exact;
+pub mod kmeans;
+pub mod pca;
 pub mod store;
 
 pub use error::{IndexError, Result};
 pub use exact::{ExactSearch, Hit};
+pub use kmeans::{kmeans, kmeans_on, KMeans, KMeansConfig};
+pub use pca::{pca_2d, Pca2d};
 pub use store::{write_store, EmbeddingStore, RowId, StoreMetadata, StoreWriter};

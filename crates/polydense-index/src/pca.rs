@@ -1,0 +1,261 @@
+//! A 2-D principal-component projection, for scatter plots of embeddings in the report.
+//!
+//! Hand-written: no lean crate computes a few principal components without pulling in a
+//! LAPACK binding (ndarray-linalg) or a general linear-algebra stack for one plot. The rows
+//! are centred, their `dim × dim` covariance is accumulated in f64 (one f64 gemm per block of
+//! rows, blocks added in row order), and the top two eigenvectors come from power iteration
+//! with deflation. The start vector is seeded and each component's sign is fixed (its
+//! largest-magnitude entry is positive), so the projection is deterministic.
+
+use crate::error::{IndexError, Result};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+/// Rows centred and multiplied per gemm; fixed so the sum order never changes.
+const BLOCK_ROWS: usize = 1024;
+/// Power iterations per component at most; each costs one `dim × dim` product.
+const MAX_POWER_ITERS: usize = 3000;
+/// A component has converged when it moves less than this (Euclidean, unit vectors).
+const POWER_TOL: f64 = 1e-12;
+
+/// The top two principal axes of a set of rows, kept so other rows can be projected onto the
+/// same plane (queries over a corpus plot, say).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pca2d {
+    /// Width of the rows.
+    pub dim: usize,
+    /// Mean row, subtracted before projecting.
+    pub mean: Vec<f64>,
+    /// The two unit principal axes, largest variance first.
+    pub components: [Vec<f64>; 2],
+    /// Variance of the rows along each axis (population, divided by n).
+    pub variances: [f64; 2],
+    /// Total variance of the rows (trace of the covariance).
+    pub total_variance: f64,
+}
+
+impl Pca2d {
+    /// Finds the two axes of largest variance of `data` (row-major, width `dim`).
+    pub fn fit(data: &[f32], dim: usize) -> Result<Self> {
+        validate(data, dim)?;
+        let mean = column_means(data, dim);
+        let cov = covariance(data, dim, &mean);
+        let total_variance = (0..dim).map(|i| cov[i * dim + i]).sum();
+        let mut rng = ChaCha8Rng::seed_from_u64(0x9CA2D);
+        let (v1, l1) = top_eigenvector(&cov, dim, &[], &mut rng);
+        let (v2, l2) = top_eigenvector(&cov, dim, &[&v1], &mut rng);
+        Ok(Pca2d {
+            dim,
+            mean,
+            components: [v1, v2],
+            variances: [l1, l2],
+            total_variance,
+        })
+    }
+
+    /// Share of the total variance the plane keeps; near 1 means the plot loses little.
+    pub fn explained_variance_ratio(&self) -> f64 {
+        if self.total_variance > 0.0 {
+            (self.variances[0] + self.variances[1]) / self.total_variance
+        } else {
+            1.0
+        }
+    }
+
+    /// Coordinates of each row of `data` on the two axes.
+    pub fn project(&self, data: &[f32]) -> Result<Vec<[f32; 2]>> {
+        validate_shape(data, self.dim)?;
+        Ok(data
+            .par_chunks(self.dim)
+            .map(|row| {
+                let mut out = [0f64; 2];
+                for (o, c) in out.iter_mut().zip(&self.components) {
+                    *o = row
+                        .iter()
+                        .zip(&self.mean)
+                        .zip(c)
+                        .map(|((&x, &m), &w)| (x as f64 - m) * w)
+                        .sum();
+                }
+                [out[0] as f32, out[1] as f32]
+            })
+            .collect())
+    }
+}
+
+/// The top-2 principal components of the rows, for scatter plots of embeddings.
+pub fn pca_2d(data: &[f32], dim: usize) -> Result<Vec<[f32; 2]>> {
+    Pca2d::fit(data, dim)?.project(data)
+}
+
+fn validate_shape(data: &[f32], dim: usize) -> Result<usize> {
+    if dim == 0 {
+        return Err(IndexError::InvalidArgument(
+            "PCA: dim must be at least 1".into(),
+        ));
+    }
+    if data.len() % dim != 0 {
+        return Err(IndexError::InvalidArgument(format!(
+            "PCA: {} values are not rows of dimension {dim}",
+            data.len()
+        )));
+    }
+    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+        return Err(IndexError::InvalidArgument(format!(
+            "PCA: row {} holds a non-finite value at column {}",
+            i / dim,
+            i % dim
+        )));
+    }
+    Ok(data.len() / dim)
+}
+
+fn validate(data: &[f32], dim: usize) -> Result<usize> {
+    let n = validate_shape(data, dim)?;
+    if n == 0 {
+        return Err(IndexError::InvalidArgument(
+            "PCA: the data has no rows".into(),
+        ));
+    }
+    Ok(n)
+}
+
+/// Column means in f64, per-block partial sums added in block order.
+fn column_means(data: &[f32], dim: usize) -> Vec<f64> {
+    let n = data.len() / dim;
+    let partial: Vec<Vec<f64>> = data
+        .par_chunks(BLOCK_ROWS * dim)
+        .map(|rows| {
+            let mut s = vec![0f64; dim];
+            for row in rows.chunks_exact(dim) {
+                for (a, &v) in s.iter_mut().zip(row) {
+                    *a += v as f64;
+                }
+            }
+            s
+        })
+        .collect();
+    let mut mean = vec![0f64; dim];
+    for p in partial {
+        for (m, v) in mean.iter_mut().zip(p) {
+            *m += v;
+        }
+    }
+    mean.iter_mut().for_each(|m| *m /= n as f64);
+    mean
+}
+
+/// `XᵀX / n` of the centred rows, row-major `dim × dim`.
+fn covariance(data: &[f32], dim: usize, mean: &[f64]) -> Vec<f64> {
+    let n = data.len() / dim;
+    let mut cov = vec![0f64; dim * dim];
+    let mut centred = vec![0f64; BLOCK_ROWS * dim];
+    let threads = rayon::current_num_threads();
+    let par = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    for rows in data.chunks(BLOCK_ROWS * dim) {
+        let m = rows.len() / dim;
+        let x = &mut centred[..m * dim];
+        x.par_chunks_mut(dim)
+            .zip(rows.par_chunks(dim))
+            .for_each(|(out, row)| {
+                for ((o, &v), &mu) in out.iter_mut().zip(row).zip(mean) {
+                    *o = v as f64 - mu;
+                }
+            });
+        // SAFETY: cov is dim×dim row-major (dst[i, j] at i*dim + j); lhs = xᵀ reads
+        // x[l, i] at l*dim + i and rhs = x reads x[l, j] at l*dim + j, with l < m and
+        // i, j < dim, all inside `x`, whose length is m*dim.
+        unsafe {
+            gemm::gemm(
+                dim,
+                dim,
+                m,
+                cov.as_mut_ptr(),
+                1,
+                dim as isize,
+                true,
+                x.as_ptr(),
+                dim as isize,
+                1,
+                x.as_ptr(),
+                1,
+                dim as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                par,
+            );
+        }
+    }
+    cov.iter_mut().for_each(|c| *c /= n as f64);
+    cov
+}
+
+/// Power iteration for the top eigenvector of `cov` orthogonal to `found` (deflation by
+/// projecting them out each step). Returns the unit vector and its eigenvalue; a zero vector
+/// and 0 when nothing is left (rank below the component's index).
+fn top_eigenvector(
+    cov: &[f64],
+    dim: usize,
+    found: &[&[f64]],
+    rng: &mut ChaCha8Rng,
+) -> (Vec<f64>, f64) {
+    let mut v: Vec<f64> = (0..dim).map(|_| rng.random_range(-1.0..1.0)).collect();
+    orthogonalise(&mut v, found);
+    if normalise(&mut v) == 0.0 {
+        return (vec![0.0; dim], 0.0);
+    }
+    let mut w = vec![0f64; dim];
+    let mut lambda = 0.0;
+    for _ in 0..MAX_POWER_ITERS {
+        w.par_iter_mut()
+            .zip(cov.par_chunks(dim))
+            .for_each(|(o, row)| *o = row.iter().zip(&v).map(|(a, b)| a * b).sum());
+        orthogonalise(&mut w, found);
+        lambda = normalise(&mut w);
+        if lambda <= f64::EPSILON * (1.0 + trace(cov, dim)) {
+            return (vec![0.0; dim], 0.0);
+        }
+        let moved: f64 = w.iter().zip(&v).map(|(a, b)| (a - b) * (a - b)).sum();
+        std::mem::swap(&mut v, &mut w);
+        if moved.sqrt() < POWER_TOL {
+            break;
+        }
+    }
+    let pivot = v
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()).then(b.0.cmp(&a.0)))
+        .map_or(0, |(i, _)| i);
+    if v[pivot] < 0.0 {
+        v.iter_mut().for_each(|x| *x = -*x);
+    }
+    (v, lambda)
+}
+
+fn trace(cov: &[f64], dim: usize) -> f64 {
+    (0..dim).map(|i| cov[i * dim + i]).sum()
+}
+
+fn orthogonalise(v: &mut [f64], against: &[&[f64]]) {
+    for u in against {
+        let p: f64 = v.iter().zip(u.iter()).map(|(a, b)| a * b).sum();
+        v.iter_mut().zip(u.iter()).for_each(|(a, b)| *a -= p * b);
+    }
+}
+
+/// Scales `v` to unit length and returns its former length.
+fn normalise(v: &mut [f64]) -> f64 {
+    let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    norm
+}
