@@ -3,7 +3,7 @@
 //! `checkpoints/step-00000100/` holds `model.safetensors` (the trained weights by name),
 //! `optimizer.safetensors` (AdamW's moments), `memory.safetensors` (a cross-batch memory, if
 //! any) and `state.json` ([`TrainState`]: step, epoch and position in it, seed, sampler
-//! state, best dev score). A checkpoint is built in a hidden directory and renamed into
+//! state, best dev score, per-epoch losses). A checkpoint is built in a hidden directory and renamed into
 //! place, then `checkpoints/latest` is replaced atomically to name it, so a crash at any
 //! moment leaves the previous checkpoint intact and `latest` pointing at a complete one.
 
@@ -32,6 +32,15 @@ pub struct TrainState {
     pub best: Option<(u64, f64)>,
     /// Dev evaluations since the best one (for early stopping).
     pub evals_without_improvement: usize,
+    /// The mean loss of each completed epoch (ACR-ICT refreshes on its drop).
+    #[serde(default)]
+    pub epoch_losses: Vec<f64>,
+    /// The sum of the current epoch's step losses so far.
+    #[serde(default)]
+    pub epoch_loss_sum: f64,
+    /// The current epoch's steps so far.
+    #[serde(default)]
+    pub epoch_loss_steps: u64,
 }
 
 /// The tensors and state of one checkpoint.

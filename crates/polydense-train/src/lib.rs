@@ -34,6 +34,7 @@
 //! ```
 
 pub mod checkpoint;
+pub mod cluster;
 pub mod config;
 pub mod dev_eval;
 pub mod dual_encoder;
@@ -48,6 +49,7 @@ pub mod tokenize;
 pub mod trainer;
 
 pub use checkpoint::TrainState;
+pub use cluster::{ClusterTarget, ClusteredConfig, ClusteredSampler, RefreshPolicy};
 pub use config::{Towers, TrainConfig};
 pub use dev_eval::DevSet;
 pub use dual_encoder::DualEncoder;
@@ -57,6 +59,8 @@ pub use loss::{InfoNce, Loss, LossInput};
 pub use memory::{CrossBatchMemory, FifoMemory};
 pub use metrics_log::{MetricsLog, StepRecord};
 pub use optimizer::{AdamW, AdamWConfig, HostGrads};
-pub use sampler::{BatchSampler, RandomSampler};
+pub use sampler::{
+    BatchSampler, Embedder, EpochContext, ModelEmbedder, RandomSampler, SamplerStats,
+};
 pub use tokenize::{HashTokenize, HfTokenize, Tokenize};
-pub use trainer::{Quiet, TrainObserver, TrainSummary, Trainer};
+pub use trainer::{sampler_for, Quiet, TrainObserver, TrainSummary, Trainer};

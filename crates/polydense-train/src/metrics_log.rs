@@ -24,6 +24,15 @@ pub struct StepRecord {
     pub grad_norm: f64,
     /// Queries per second over this step.
     pub examples_per_s: f64,
+    /// Clustering runs so far (clustered samplers only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clusterings: Option<u64>,
+    /// Wall seconds of clustering so far: encoding, k-means, probes, projections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_seconds: Option<f64>,
+    /// The number of clusters in use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub k: Option<usize>,
 }
 
 /// The append-only metrics file of a run.

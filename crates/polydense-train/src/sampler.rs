@@ -1,28 +1,120 @@
-//! The [`BatchSampler`] seam: which training examples make up each batch of an epoch.
+//! The [`BatchSampler`] seam: which training examples make up each batch of an epoch, with
+//! an [`EpochContext`] through which a sampler can see the model (clustered samplers embed
+//! the training data with the current weights).
 
 use std::collections::{HashSet, VecDeque};
+use std::path::Path;
 
+use candle_core::{DType, Device, Tensor};
 use polydense_data::TrainExample;
+use polydense_model::TextKind;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::dual_encoder::DualEncoder;
 use crate::error::Result;
+use crate::tokenize::Tokenize;
+
+/// Embeds texts with the model as it is now, for samplers that look at the model; the
+/// trainer passes one in every [`EpochContext`].
+pub trait Embedder {
+    /// Row-major, L2-normalised vectors of `texts` embedded as `kind`, without an autograd
+    /// graph.
+    fn embed(&mut self, texts: &[String], kind: TextKind) -> Result<Vec<f32>>;
+    /// The vector dimension.
+    fn dim(&self) -> usize;
+    /// Where the model runs (k-means runs there too).
+    fn device(&self) -> Device;
+}
+
+/// The trainer's [`Embedder`]: the dual encoder's current weights, in batches of
+/// `batch` texts sorted by length so little padding is computed.
+pub struct ModelEmbedder<'a> {
+    /// The model being trained.
+    pub model: &'a DualEncoder,
+    /// Its tokenizer.
+    pub tokenize: &'a dyn Tokenize,
+    /// Texts per forward pass (the run's `encode_batch_size`).
+    pub batch: usize,
+}
+
+impl Embedder for ModelEmbedder<'_> {
+    fn embed(&mut self, texts: &[String], kind: TextKind) -> Result<Vec<f32>> {
+        let device = self.device();
+        let dim = self.model.tower(kind).dim();
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(texts[i].len()));
+        let mut out = vec![0f32; texts.len() * dim];
+        for group in order.chunks(self.batch.max(1)) {
+            let refs: Vec<&str> = group.iter().map(|&i| texts[i].as_str()).collect();
+            let v: Tensor = self
+                .model
+                .encode(kind, &self.tokenize.batch(&refs, kind, &device)?)?
+                .to_dtype(DType::F32)?;
+            let norm = v.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+            let v: Vec<f32> = v.broadcast_div(&norm)?.flatten_all()?.to_vec1()?;
+            for (k, &i) in group.iter().enumerate() {
+                out[i * dim..(i + 1) * dim].copy_from_slice(&v[k * dim..(k + 1) * dim]);
+            }
+        }
+        Ok(out)
+    }
+
+    fn dim(&self) -> usize {
+        self.model.tower(TextKind::Query).dim()
+    }
+
+    fn device(&self) -> Device {
+        self.model
+            .tower(TextKind::Query)
+            .transformer()
+            .device()
+            .clone()
+    }
+}
+
+/// What a sampler may look at when it plans an epoch.
+pub struct EpochContext<'a> {
+    /// The epoch to plan (0-based).
+    pub epoch: u64,
+    /// Optimiser steps completed before it.
+    pub step: u64,
+    /// The mean training loss of each completed epoch, oldest first.
+    pub epoch_losses: &'a [f64],
+    /// Embeds texts with the current weights.
+    pub embedder: &'a mut dyn Embedder,
+    /// The run directory, for samplers that log (None in tests that need no files).
+    pub run_dir: Option<&'a Path>,
+}
+
+/// Counters a sampler reports into every `metrics.jsonl` step record.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct SamplerStats {
+    /// Clustering runs so far.
+    pub clusterings: u64,
+    /// Wall seconds spent encoding and clustering so far.
+    pub cluster_seconds: f64,
+    /// The number of clusters in use.
+    pub k: usize,
+}
 
 /// Plans the batches of an epoch. The trainer calls [`BatchSampler::epoch_batches`] at the
-/// start of every epoch, and once more for the interrupted epoch when a run resumes, so the
-/// plan must depend only on the sampler's state (as saved by [`BatchSampler::state`]), the
-/// epoch number and the examples: that is what makes `--resume` continue exactly. Clustered
-/// samplers (ICT, SIGIR'24) refresh their clusters here.
+/// start of every epoch, then saves [`BatchSampler::state`] with the run's state. When a run
+/// resumes, the trainer calls [`BatchSampler::restore`] and then `epoch_batches` once more for
+/// the interrupted epoch: a sampler restored from a state taken after planning epoch e must
+/// return the same plan for e, without looking at the (since trained) model again. That is
+/// what makes `--resume` continue exactly. Clustered samplers (ICT, SIGIR'24) re-encode and
+/// re-cluster here when their refresh policy says so.
 pub trait BatchSampler: Send {
     /// A short name for logs.
     fn name(&self) -> &str;
 
-    /// The batches of `epoch` (0-based) as lists of example indices, each of at most
+    /// The batches of `ctx.epoch` as lists of example indices, each of at most
     /// `batch_size`; the trainer runs them in order.
     fn epoch_batches(
         &mut self,
-        epoch: u64,
+        ctx: &mut EpochContext,
         examples: &[TrainExample],
         batch_size: usize,
     ) -> Result<Vec<Vec<usize>>>;
@@ -35,6 +127,11 @@ pub trait BatchSampler: Send {
     /// Restores what [`BatchSampler::state`] returned, before the resumed epoch is planned.
     fn restore(&mut self, _state: &serde_json::Value) -> Result<()> {
         Ok(())
+    }
+
+    /// Counters logged with every step (clustering runs and their cost); None logs none.
+    fn stats(&self) -> Option<SamplerStats> {
+        None
     }
 }
 
@@ -55,12 +152,12 @@ impl BatchSampler for RandomSampler {
 
     fn epoch_batches(
         &mut self,
-        epoch: u64,
+        ctx: &mut EpochContext,
         examples: &[TrainExample],
         batch_size: usize,
     ) -> Result<Vec<Vec<usize>>> {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-        rng.set_stream(epoch);
+        rng.set_stream(ctx.epoch);
         let mut order: Vec<usize> = (0..examples.len()).collect();
         order.shuffle(&mut rng);
         let mut pending: VecDeque<usize> = order.into();
@@ -108,13 +205,42 @@ mod tests {
         }
     }
 
+    /// An embedder the random sampler must never call.
+    struct Blind;
+
+    impl Embedder for Blind {
+        fn embed(&mut self, _: &[String], _: TextKind) -> Result<Vec<f32>> {
+            Err(crate::TrainError::config(
+                "sampler",
+                "the random sampler embedded text",
+            ))
+        }
+        fn dim(&self) -> usize {
+            0
+        }
+        fn device(&self) -> Device {
+            Device::Cpu
+        }
+    }
+
+    fn plan(s: &mut RandomSampler, epoch: u64, ex: &[TrainExample], b: usize) -> Vec<Vec<usize>> {
+        let mut ctx = EpochContext {
+            epoch,
+            step: 0,
+            epoch_losses: &[],
+            embedder: &mut Blind,
+            run_dir: None,
+        };
+        s.epoch_batches(&mut ctx, ex, b).unwrap()
+    }
+
     #[test]
     fn seeded_epochs_differ_and_batches_hold_no_shared_positive() {
         let examples: Vec<TrainExample> = (0..40).map(|i| ex(&format!("d{}", i % 10))).collect();
         let mut s = RandomSampler { seed: 5 };
-        let a = s.epoch_batches(0, &examples, 8).unwrap();
-        assert_eq!(a, s.epoch_batches(0, &examples, 8).unwrap());
-        assert_ne!(a, s.epoch_batches(1, &examples, 8).unwrap());
+        let a = plan(&mut s, 0, &examples, 8);
+        assert_eq!(a, plan(&mut s, 0, &examples, 8));
+        assert_ne!(a, plan(&mut s, 1, &examples, 8));
         // Greedy filling may strand a few examples that share positives at the end.
         assert!((4..=5).contains(&a.len()), "{}", a.len());
         let mut all: Vec<usize> = Vec::new();
@@ -134,7 +260,7 @@ mod tests {
 
         // With distinct positives every example is used.
         let distinct: Vec<TrainExample> = (0..40).map(|i| ex(&format!("d{i}"))).collect();
-        let b = s.epoch_batches(0, &distinct, 8).unwrap();
+        let b = plan(&mut s, 0, &distinct, 8);
         let mut all: Vec<usize> = b.concat();
         all.sort();
         assert_eq!(all, (0..40).collect::<Vec<_>>());
@@ -143,9 +269,7 @@ mod tests {
     #[test]
     fn a_small_dataset_still_gives_one_batch() {
         let examples: Vec<TrainExample> = (0..3).map(|i| ex(&format!("d{i}"))).collect();
-        let b = RandomSampler { seed: 1 }
-            .epoch_batches(0, &examples, 8)
-            .unwrap();
+        let b = plan(&mut RandomSampler { seed: 1 }, 0, &examples, 8);
         assert_eq!(b.len(), 1);
         assert_eq!(b[0].len(), 3);
     }

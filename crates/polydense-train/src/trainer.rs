@@ -14,6 +14,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::checkpoint::{self, Checkpoint, TrainState};
+use crate::cluster::{ClusterTarget, ClusteredConfig, ClusteredSampler};
 use crate::config::{Towers, TrainConfig};
 use crate::dev_eval::{DevSet, DEV_METRICS};
 use crate::dual_encoder::DualEncoder;
@@ -23,7 +24,7 @@ use crate::loss::{InfoNce, Loss};
 use crate::memory::CrossBatchMemory;
 use crate::metrics_log::{MetricsLog, StepRecord};
 use crate::optimizer::{clip_scale, linear_lr, AdamW, AdamWConfig, HostGrads};
-use crate::sampler::{BatchSampler, RandomSampler};
+use crate::sampler::{BatchSampler, EpochContext, ModelEmbedder, RandomSampler};
 use crate::tokenize::{HfTokenize, Tokenize};
 
 /// Told what the trainer does, for progress bars and logs; every method defaults to nothing.
@@ -74,8 +75,9 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    /// A run over `examples` with InfoNCE at the configured temperature and the random
-    /// sampler; swap them with [`Trainer::with_loss`] and [`Trainer::with_sampler`].
+    /// A run over `examples` with InfoNCE at the configured temperature and the configured
+    /// sampler (random, or clustered ICT-P / ICT-Q under the configured refresh policy);
+    /// swap them with [`Trainer::with_loss`] and [`Trainer::with_sampler`].
     pub fn new(
         config: TrainConfig,
         model: DualEncoder,
@@ -101,11 +103,12 @@ impl Trainer {
                 weight_decay: config.weight_decay,
             },
         )?;
+        let sampler = sampler_for(&config, examples.len())?;
         Ok(Trainer {
             loss: Box::new(InfoNce {
                 temperature: config.temperature,
             }),
-            sampler: Box::new(RandomSampler { seed: config.seed }),
+            sampler,
             memory: None,
             state: TrainState {
                 seed: config.seed,
@@ -267,12 +270,24 @@ impl Trainer {
         'epochs: while self.state.step < limit
             && (self.config.max_steps > 0 || self.state.epoch < self.config.epochs as u64)
         {
+            let mut embedder = ModelEmbedder {
+                model: &self.model,
+                tokenize: &*self.tokenize,
+                batch: self.config.encode_batch_size,
+            };
+            let mut ctx = EpochContext {
+                epoch: self.state.epoch,
+                step: self.state.step,
+                epoch_losses: &self.state.epoch_losses,
+                embedder: &mut embedder,
+                run_dir: Some(&out),
+            };
+            let plan =
+                self.sampler
+                    .epoch_batches(&mut ctx, &self.examples, self.config.batch_size)?;
+            // Saved after planning: a resumed sampler returns this plan without looking at
+            // the model again (see `BatchSampler`).
             self.state.sampler = self.sampler.state();
-            let plan = self.sampler.epoch_batches(
-                self.state.epoch,
-                &self.examples,
-                self.config.batch_size,
-            )?;
             while self.state.batch_in_epoch < plan.len() {
                 if self.state.step >= limit {
                     break 'epochs;
@@ -296,8 +311,14 @@ impl Trainer {
                     break 'epochs;
                 }
             }
+            if self.state.epoch_loss_steps > 0 {
+                let mean = self.state.epoch_loss_sum / self.state.epoch_loss_steps as f64;
+                self.state.epoch_losses.push(mean);
+            }
             self.state.epoch += 1;
             self.state.batch_in_epoch = 0;
+            self.state.epoch_loss_sum = 0.0;
+            self.state.epoch_loss_steps = 0;
         }
         let finished = self.state.step >= total
             || stopped_early
@@ -385,6 +406,9 @@ impl Trainer {
         }
         self.state.step = step;
         self.state.batch_in_epoch += 1;
+        self.state.epoch_loss_sum += g.loss;
+        self.state.epoch_loss_steps += 1;
+        let stats = self.sampler.stats();
         Ok(StepRecord {
             step,
             epoch: self.state.epoch,
@@ -392,6 +416,9 @@ impl Trainer {
             lr,
             grad_norm: norm,
             examples_per_s: batch.len() as f64 / started.elapsed().as_secs_f64().max(1e-9),
+            clusterings: stats.map(|s| s.clusterings),
+            cluster_seconds: stats.map(|s| s.cluster_seconds),
+            k: stats.map(|s| s.k),
         })
     }
 
@@ -490,6 +517,23 @@ impl Trainer {
     pub fn out_dir(&self) -> &Path {
         &self.config.out_dir
     }
+}
+
+/// The sampler a config names: "random", or the clustered "ict-p" / "ict-q" with the
+/// config's refresh policy over `n` examples.
+pub fn sampler_for(config: &TrainConfig, n: usize) -> Result<Box<dyn BatchSampler>> {
+    let target = match config.sampler.as_str() {
+        "ict-p" => ClusterTarget::Passages,
+        "ict-q" => ClusterTarget::Queries,
+        _ => return Ok(Box::new(RandomSampler { seed: config.seed })),
+    };
+    Ok(Box::new(ClusteredSampler::new(ClusteredConfig {
+        target,
+        policy: config.refresh_policy(n)?,
+        seed: config.seed,
+        kmeans_iters: config.kmeans_iters,
+        probe: config.acr_probe,
+    })))
 }
 
 /// The text a passage is encoded from: `title text`, as BEIR's dense models join them.
