@@ -259,3 +259,101 @@ fn normalise(v: &mut [f64]) -> f64 {
     }
     norm
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows `a·u + b·w + offset` with `u ⟂ w` unit vectors in `dim` dimensions; the spread
+    /// along `u` is three times that along `w`.
+    fn plane(n: usize, dim: usize, seed: u64) -> (Vec<f32>, Vec<f64>, Vec<f64>) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut u: Vec<f64> = (0..dim).map(|_| rng.random_range(-1.0..1.0)).collect();
+        normalise(&mut u);
+        let mut w: Vec<f64> = (0..dim).map(|_| rng.random_range(-1.0..1.0)).collect();
+        orthogonalise(&mut w, &[&u]);
+        normalise(&mut w);
+        let offset: Vec<f64> = (0..dim).map(|_| rng.random_range(-5.0..5.0)).collect();
+        let mut data = Vec::with_capacity(n * dim);
+        for _ in 0..n {
+            let a = rng.random_range(-3.0..3.0);
+            let b = rng.random_range(-1.0..1.0);
+            data.extend((0..dim).map(|i| (a * u[i] + b * w[i] + offset[i]) as f32));
+        }
+        (data, u, w)
+    }
+
+    fn cos(a: &[f64], b: &[f64]) -> f64 {
+        a.iter().zip(b).map(|(x, y)| x * y).sum()
+    }
+
+    #[test]
+    fn recovers_the_axes_of_a_plane_in_ten_dimensions() {
+        let (data, u, w) = plane(2500, 10, 1);
+        let p = Pca2d::fit(&data, 10).unwrap();
+        assert!(
+            p.explained_variance_ratio() > 0.999_999,
+            "{}",
+            p.explained_variance_ratio()
+        );
+        assert!(cos(&p.components[0], &u).abs() > 0.9999);
+        assert!(cos(&p.components[1], &w).abs() > 0.9999);
+        // Uniform on [-3, 3] and [-1, 1]: variances 3 and 1/3.
+        assert!((p.variances[0] - 3.0).abs() < 0.2, "{:?}", p.variances);
+        assert!(
+            (p.variances[1] - 1.0 / 3.0).abs() < 0.03,
+            "{:?}",
+            p.variances
+        );
+        assert!(cos(&p.components[0], &p.components[1]).abs() < 1e-9);
+    }
+
+    #[test]
+    fn covariance_matches_a_direct_sum_across_blocks() {
+        let dim = 3;
+        let n = BLOCK_ROWS * 2 + 5;
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let data: Vec<f32> = (0..n * dim).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let mean = column_means(&data, dim);
+        let cov = covariance(&data, dim, &mean);
+        for i in 0..dim {
+            for j in 0..dim {
+                let want: f64 = data
+                    .chunks(dim)
+                    .map(|r| (r[i] as f64 - mean[i]) * (r[j] as f64 - mean[j]))
+                    .sum::<f64>()
+                    / n as f64;
+                assert!((cov[i * dim + j] - want).abs() < 1e-12, "({i}, {j})");
+            }
+        }
+    }
+
+    #[test]
+    fn projection_is_deterministic_and_centred() {
+        let (data, _, _) = plane(500, 6, 3);
+        let a = pca_2d(&data, 6).unwrap();
+        let b = pca_2d(&data, 6).unwrap();
+        assert_eq!(a, b);
+        let mean0: f64 = a.iter().map(|p| p[0] as f64).sum::<f64>() / a.len() as f64;
+        assert!(mean0.abs() < 1e-4);
+    }
+
+    #[test]
+    fn degenerate_inputs_give_zero_axes_instead_of_nan() {
+        // One row, and a single column: nothing (or one axis) to find.
+        let one = pca_2d(&[1.0, 2.0, 3.0], 3).unwrap();
+        assert_eq!(one, vec![[0.0, 0.0]]);
+        let col = Pca2d::fit(&[1.0, 2.0, 4.0], 1).unwrap();
+        assert_eq!(col.components[1], vec![0.0]);
+        assert!((col.explained_variance_ratio() - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn rejects_empty_ragged_and_non_finite_input() {
+        assert!(pca_2d(&[], 3).is_err());
+        assert!(pca_2d(&[1.0; 4], 0).is_err());
+        assert!(pca_2d(&[1.0; 4], 3).is_err());
+        let err = pca_2d(&[1.0, f32::NAN], 2).unwrap_err().to_string();
+        assert!(err.contains("row 0"), "{err}");
+    }
+}
