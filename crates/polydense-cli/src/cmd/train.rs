@@ -10,18 +10,23 @@ use polydense_eval::Report;
 use polydense_train::{StepRecord, Towers, TrainConfig, TrainObserver, Trainer};
 
 /// Declares the override flags once: each becomes `--key VALUE` and replaces the config's key.
+/// Keys listed after `; optional:` are `Option`s in the config (unset means "from a preset"),
+/// so a given flag sets `Some(value)`.
 macro_rules! overrides {
-    ($( $(#[$doc:meta])* $field:ident : $ty:ty ),* $(,)?) => {
+    ($( $(#[$doc:meta])* $field:ident : $ty:ty ),* ;
+     optional: $( $(#[$odoc:meta])* $ofield:ident : $oty:ty ),* $(,)?) => {
         /// One optional flag per config key; given flags win over the config file.
         #[derive(clap::Args, Default, Debug)]
         pub struct Overrides {
             $( $(#[$doc])* #[arg(long, help_heading = "Config overrides")] pub $field: Option<$ty>, )*
+            $( $(#[$odoc])* #[arg(long, help_heading = "Config overrides")] pub $ofield: Option<$oty>, )*
         }
 
         impl Overrides {
             /// Writes every given flag into `config`.
             pub fn apply(self, config: &mut TrainConfig) {
                 $( if let Some(v) = self.$field { config.$field = v; } )*
+                $( if let Some(v) = self.$ofield { config.$ofield = Some(v); } )*
             }
         }
     };
@@ -46,8 +51,32 @@ overrides! {
     temperature: f64,
     /// Hard negatives per query.
     negatives: usize,
-    /// Batch sampler (random).
+    /// Batch sampler: random, ict-p (clusters of positive passages) or ict-q (of queries).
     sampler: String,
+    /// Clusters k for refresh fixed / acr; 0 picks N / batch size.
+    clusters: usize,
+    /// When clustered samplers re-cluster: fixed, sac, acr or sac+acr.
+    refresh: String,
+    /// Epochs between clusterings under refresh = fixed.
+    refresh_every: u64,
+    /// Unit of the refresh schedules (epoch).
+    refresh_unit: String,
+    /// Defaults of the sac_* keys: paper or none.
+    sac_preset: String,
+    /// ACR: relative drop of the epoch mean loss that re-clusters.
+    acr_loss_drop: f64,
+    /// ACR: epochs over which the loss drop is measured.
+    acr_window: usize,
+    /// ACR: mean cosine drift of the probe passages that re-clusters.
+    acr_drift: f64,
+    /// ACR: probe passages measured for drift.
+    acr_probe: usize,
+    /// ACR: fewest epochs between clusterings.
+    acr_min_gap: u64,
+    /// ACR: most epochs between clusterings.
+    acr_max_gap: u64,
+    /// Most Lloyd iterations per k-means run.
+    kmeans_iters: usize,
     /// Queries per batch.
     batch_size: usize,
     /// GradCache chunk size; 0 off.
@@ -91,7 +120,18 @@ overrides! {
     /// Texts per forward pass when encoding the dev corpus.
     encode_batch_size: usize,
     /// Run on the first CUDA GPU (true/false).
-    cuda: bool,
+    cuda: bool;
+    optional:
+    /// SAC: k of the first epochs (overrides the preset).
+    sac_k_start: usize,
+    /// SAC: k added per epoch after the warm-up.
+    sac_k_step: usize,
+    /// SAC: last epoch (0-based) at the starting k.
+    sac_warmup_epochs: u64,
+    /// SAC: largest k (k also stays at most N/10).
+    sac_k_max: usize,
+    /// SAC: smallest k.
+    sac_k_min: usize,
 }
 
 /// Flags of `polydense train`.
@@ -104,7 +144,7 @@ pub struct Args {
     /// config.toml is used).
     #[arg(long)]
     pub resume: bool,
-    /// Boxed: the 32 optional flags would make `train` the largest subcommand variant by far.
+    /// Boxed: the 50 optional flags would make `train` the largest subcommand variant by far.
     #[command(flatten)]
     pub overrides: Box<Overrides>,
 }
@@ -200,8 +240,12 @@ impl TrainObserver for Bar {
     fn step(&mut self, r: &StepRecord) {
         if let Some(pb) = &self.pb {
             pb.set_position(r.step);
+            let clusters = match (r.k, r.clusterings) {
+                (Some(k), Some(n)) => format!(" k {k} ({n} clusterings)"),
+                _ => String::new(),
+            };
             pb.set_message(format!(
-                "loss {:.4} lr {:.2e} {:.1} ex/s",
+                "loss {:.4} lr {:.2e} {:.1} ex/s{clusters}",
                 r.loss, r.lr, r.examples_per_s
             ));
         }

@@ -25,7 +25,7 @@ use crate::trainer::passage_text;
 /// What is embedded and clustered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClusterTarget {
-    /// ICT-P: each example's (first) positive passage.
+    /// ICT-P: each example's positive passage (the normalised mean of several).
     Passages,
     /// ICT-Q: each example's query.
     Queries,
@@ -313,36 +313,55 @@ impl BatchSampler for ClusteredSampler {
     }
 }
 
-/// The embeddings of `rows` (ICT-P: first positive passage; ICT-Q: query), each distinct
-/// text encoded once: many questions share a paragraph.
+/// The embeddings of `rows`: ICT-Q the query; ICT-P the positive passage, or with several
+/// positives (XQuAD-R's pooled task: one paragraph in every language) the normalised mean of
+/// their embeddings, so an example's place does not depend on which version sorts first.
+/// Each distinct text is encoded once: many questions share a paragraph.
 fn embed_rows(
     embedder: &mut dyn Embedder,
     examples: &[TrainExample],
     rows: &[usize],
     target: ClusterTarget,
 ) -> Result<Vec<f32>> {
-    let (kind, text): (TextKind, fn(&TrainExample) -> String) = match target {
-        ClusterTarget::Passages => (TextKind::Passage, |e| passage_text(&e.positive_passages[0])),
-        ClusterTarget::Queries => (TextKind::Query, |e| e.query.clone()),
+    let kind = match target {
+        ClusterTarget::Passages => TextKind::Passage,
+        ClusterTarget::Queries => TextKind::Query,
     };
     let mut slot: HashMap<String, usize> = HashMap::new();
     let mut texts: Vec<String> = Vec::new();
-    let which: Vec<usize> = rows
+    let which: Vec<Vec<usize>> = rows
         .iter()
         .map(|&i| {
-            let t = text(&examples[i]);
-            *slot.entry(t.clone()).or_insert_with(|| {
-                texts.push(t);
-                texts.len() - 1
-            })
+            let ex = &examples[i];
+            let own: Vec<String> = match target {
+                ClusterTarget::Passages => ex.positive_passages.iter().map(passage_text).collect(),
+                ClusterTarget::Queries => vec![ex.query.clone()],
+            };
+            own.into_iter()
+                .map(|t| {
+                    *slot.entry(t.clone()).or_insert_with(|| {
+                        texts.push(t);
+                        texts.len() - 1
+                    })
+                })
+                .collect()
         })
         .collect();
     let vecs = embedder.embed(&texts, kind)?;
     let dim = embedder.dim();
-    Ok(which
-        .iter()
-        .flat_map(|&j| vecs[j * dim..(j + 1) * dim].iter().copied())
-        .collect())
+    let mut out = vec![0f32; rows.len() * dim];
+    for (row, js) in out.chunks_mut(dim).zip(&which) {
+        for &j in js {
+            for (o, v) in row.iter_mut().zip(&vecs[j * dim..(j + 1) * dim]) {
+                *o += v;
+            }
+        }
+        if js.len() > 1 {
+            let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+            row.iter_mut().for_each(|x| *x /= norm);
+        }
+    }
+    Ok(out)
 }
 
 /// Distinct rows of `data`, an upper bound on useful k (k-means cannot fill more clusters).
