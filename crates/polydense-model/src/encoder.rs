@@ -15,6 +15,7 @@ use candle_nn::VarMap;
 use crate::config::{EncoderConfig, Family};
 use crate::ffn::{DenseFeedForward, FeedForward, Linear};
 use crate::ops::attention::{attention, AttentionShape};
+use crate::ops::layer::{dense_layer, pack, LayerSpec};
 use crate::ops::layer_norm::layer_norm;
 use crate::ops::Kernels;
 use crate::tokenize::TokenBatch;
@@ -113,6 +114,34 @@ pub struct Layer {
     pub ffn: Box<dyn FeedForward>,
     /// `output.LayerNorm`.
     pub out_norm: Norm,
+}
+
+/// The intermediate and output projections of a layer's FFN when it is BERT's dense one,
+/// which the fused layer kernel computes itself; other blocks (experts) run as their own ops.
+/// Recognised by its tensor names, the one view of a block the [`FeedForward`] trait gives.
+fn dense_ffn(ffn: &dyn FeedForward) -> Option<[Linear; 2]> {
+    let named = ffn.named("");
+    let [(n0, w1), (n1, b1), (n2, w2), (n3, b2)] = <[_; 4]>::try_from(named).ok()?;
+    let names = [n0.as_str(), n1.as_str(), n2.as_str(), n3.as_str()];
+    (names
+        == [
+            ".intermediate.dense.weight",
+            ".intermediate.dense.bias",
+            ".output.dense.weight",
+            ".output.dense.bias",
+        ])
+    .then(|| {
+        [
+            Linear {
+                weight: w1,
+                bias: b1,
+            },
+            Linear {
+                weight: w2,
+                bias: b2,
+            },
+        ]
+    })
 }
 
 /// The BERT / XLM-R encoder body: token ids in, contextual hidden states out.
@@ -244,6 +273,36 @@ impl Transformer {
     }
 
     fn layer(&self, l: &Layer, x: &Tensor, shape: &AttentionShape) -> Result<Tensor> {
+        if self.kernels == Kernels::Fused {
+            if let Some([inter, out]) = dense_ffn(l.ffn.as_ref()) {
+                let packed = pack(&[
+                    &l.query.weight,
+                    &l.key.weight,
+                    &l.value.weight,
+                    &l.query.bias,
+                    &l.key.bias,
+                    &l.value.bias,
+                    &l.attn_out.weight,
+                    &l.attn_out.bias,
+                    &l.attn_norm.gamma,
+                    &l.attn_norm.beta,
+                    &inter.weight,
+                    &inter.bias,
+                    &out.weight,
+                    &out.bias,
+                    &l.out_norm.gamma,
+                    &l.out_norm.beta,
+                ])?;
+                let spec = LayerSpec {
+                    hidden: self.config.hidden_size,
+                    intermediate: self.config.intermediate_size,
+                    eps: self.config.layer_norm_eps,
+                    act: self.config.hidden_act,
+                    shape: shape.clone(),
+                };
+                return dense_layer(x, &packed, &spec);
+            }
+        }
         let eps = self.config.layer_norm_eps;
         // One matmul for Q, K and V: the fused attention kernel reads the heads from it in place.
         let w = Tensor::cat(&[&l.query.weight, &l.key.weight, &l.value.weight], 0)?;

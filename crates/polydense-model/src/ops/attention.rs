@@ -135,7 +135,7 @@ unsafe fn probabilities<T: Real>(
     }
 }
 
-fn forward<T: Real>(qkv: &[T], sh: &AttentionShape) -> Vec<T> {
+pub(crate) fn forward<T: Real>(qkv: &[T], sh: &AttentionShape) -> Vec<T> {
     let (s, nh) = (sh.seq, sh.heads);
     let hidden = qkv.len() / (sh.batch * s * 3);
     let d = hidden / nh;
@@ -204,7 +204,7 @@ struct AttentionBackward {
     shape: AttentionShape,
 }
 
-fn backward<T: Real>(qkv: &[T], dout: &[T], sh: &AttentionShape) -> Vec<T> {
+pub(crate) fn backward<T: Real>(qkv: &[T], dout: &[T], sh: &AttentionShape) -> Vec<T> {
     let (s, nh) = (sh.seq, sh.heads);
     let hidden = qkv.len() / (sh.batch * s * 3);
     let (d, w) = (hidden / nh, 3 * hidden);

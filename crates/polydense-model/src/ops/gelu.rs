@@ -40,7 +40,7 @@ const TANH_C: f64 = 0.044715;
 
 /// GELU and its derivative at `u`.
 #[inline]
-fn gelu_and_grad<T: Real>(u: T, act: Activation) -> (T, T) {
+pub(crate) fn gelu_and_grad<T: Real>(u: T, act: Activation) -> (T, T) {
     let half = T::from_f64(0.5);
     match act {
         Activation::GeluErf => {

@@ -40,8 +40,14 @@ struct LayerNorm {
 }
 
 fn forward<T: Real>(x: &[T], g: &[T], b: &[T], eps: f64) -> Vec<T> {
-    let h = g.len();
     let mut y = vec![T::ZERO; x.len()];
+    forward_into(x, g, b, eps, &mut y);
+    y
+}
+
+/// The row kernel: `y = LN(x)·γ + β` over rows of width `γ.len()`, written into `y`.
+pub(crate) fn forward_into<T: Real>(x: &[T], g: &[T], b: &[T], eps: f64, y: &mut [T]) {
+    let h = g.len();
     let chunk = rows_per_task(x.len() / h, h) * h;
     let inv_h = T::from_f64(1.0 / h as f64);
     let eps = T::from_f64(eps);
@@ -57,7 +63,6 @@ fn forward<T: Real>(x: &[T], g: &[T], b: &[T], eps: f64) -> Vec<T> {
                 }
             }
         });
-    y
 }
 
 impl CustomOp3 for LayerNorm {
@@ -115,16 +120,42 @@ fn backward<T: Real>(x: &[T], g: &[T], dy: &[T], eps: f64) -> Vec<T> {
     let h = g.len();
     let rows = x.len() / h;
     let mut out = vec![T::ZERO; (rows + 2) * h];
+    let grads = backward_into(x, g, dy, eps, &mut out[..rows * h]);
+    out[rows * h..(rows + 1) * h].copy_from_slice(&grads.gamma);
+    out[(rows + 1) * h..].copy_from_slice(&grads.beta);
+    out
+}
+
+/// The parameter gradients of one layer-norm backward pass, and the column sums of `dx`
+/// (the gradient of a bias added just before the norm, which the fused layer needs).
+pub(crate) struct NormGrads<T> {
+    /// dγ.
+    pub gamma: Vec<T>,
+    /// dβ.
+    pub beta: Vec<T>,
+    /// Σ over rows of dx.
+    pub dx_sum: Vec<T>,
+}
+
+/// The row kernel of the backward pass: writes dx into `dx` and returns dγ, dβ and Σ dx.
+pub(crate) fn backward_into<T: Real>(
+    x: &[T],
+    g: &[T],
+    dy: &[T],
+    eps: f64,
+    dx: &mut [T],
+) -> NormGrads<T> {
+    let h = g.len();
+    let rows = x.len() / h;
     let chunk = rows_per_task(rows, h) * h;
     let inv_h = T::from_f64(1.0 / h as f64);
     let eps = T::from_f64(eps);
-    let (dx, _) = out.split_at_mut(rows * h);
-    let (dg, db) = dx
+    let zeros = || (vec![T::ZERO; h], vec![T::ZERO; h], vec![T::ZERO; h]);
+    let (dg, db, ds) = dx
         .par_chunks_mut(chunk)
         .zip(x.par_chunks(chunk).zip(dy.par_chunks(chunk)))
         .map(|(dxc, (xc, dyc))| {
-            let mut dg = vec![T::ZERO; h];
-            let mut db = vec![T::ZERO; h];
+            let (mut dg, mut db, mut ds) = zeros();
             let mut xhat = vec![T::ZERO; h];
             for ((dxr, xr), dyr) in dxc
                 .chunks_exact_mut(h)
@@ -146,23 +177,24 @@ fn backward<T: Real>(x: &[T], g: &[T], dy: &[T], eps: f64) -> Vec<T> {
                 let (m_gy, m_gyx) = (s_gy * inv_h, s_gyx * inv_h);
                 for i in 0..h {
                     dxr[i] = rstd * (dyr[i] * g[i] - m_gy - xhat[i] * m_gyx);
+                    ds[i] += dxr[i];
                 }
             }
-            (dg, db)
+            (dg, db, ds)
         })
-        .reduce(
-            || (vec![T::ZERO; h], vec![T::ZERO; h]),
-            |(mut a, mut b), (c, d)| {
-                for i in 0..h {
-                    a[i] += c[i];
-                    b[i] += d[i];
-                }
-                (a, b)
-            },
-        );
-    out[rows * h..(rows + 1) * h].copy_from_slice(&dg);
-    out[(rows + 1) * h..].copy_from_slice(&db);
-    out
+        .reduce(zeros, |(mut a, mut b, mut c), (d, e, f)| {
+            for i in 0..h {
+                a[i] += d[i];
+                b[i] += e[i];
+                c[i] += f[i];
+            }
+            (a, b, c)
+        });
+    NormGrads {
+        gamma: dg,
+        beta: db,
+        dx_sum: ds,
+    }
 }
 
 impl CustomOp3 for LayerNormBackward {

@@ -28,7 +28,9 @@ macro_rules! float_kernel {
 
 pub mod attention;
 pub mod gelu;
+pub mod layer;
 pub mod layer_norm;
+mod linear;
 pub mod softmax;
 
 #[cfg(test)]
