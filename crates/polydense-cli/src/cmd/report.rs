@@ -9,7 +9,9 @@ pub struct Args {
     pub run_dir: PathBuf,
 }
 
-/// Writes RUN_DIR/report.html.
+/// Writes RUN_DIR/report.html and RUN_DIR/plots/*.png, and prints the report's path.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("report for {} is not available in this build", args.run_dir.display())
+    let path = crate::report::write_report(&args.run_dir)?;
+    println!("{}", path.display());
+    Ok(())
 }
