@@ -118,14 +118,16 @@ impl KMeans {
         let n = data.len() / self.dim;
         let mut assignments = vec![0u32; n];
         let mut d2 = vec![0f32; n];
-        assign_cpu(data, self.dim, &self.centroids, &mut assignments, &mut d2);
+        let mut lower = vec![0f32; n];
+        let (dim, c) = (self.dim, &self.centroids);
+        assign_cpu(data, dim, c, &mut assignments, &mut d2, &mut lower);
         assignments
     }
 }
 
 /// Fits k-means++ initialised Lloyd iterations on the CPU.
 pub fn kmeans(data: &[f32], dim: usize, config: &KMeansConfig) -> Result<KMeans> {
-    fit(data, dim, config, &mut Assigner::Cpu)
+    fit(data, dim, config, &mut Assigner::cpu())
 }
 
 /// The same on a candle device (CUDA under the `cuda` build); Device::Cpu must give the same
@@ -209,17 +211,22 @@ fn fit(data: &[f32], dim: usize, config: &KMeansConfig, assigner: &mut Assigner)
     let mut history = vec![inertia];
     let mut iterations = 0;
     while iterations < config.max_iters {
-        centroids = update_centroids(data, dim, k, &assignments, &d2);
+        let mut next = update_centroids(data, dim, k, &assignments, &d2);
         if config.spherical {
-            normalise_rows(&mut centroids, dim);
+            normalise_rows(&mut next, dim);
         }
+        let old = std::mem::replace(&mut centroids, next);
         let prev = inertia;
-        inertia = assigner.assign(data, dim, &centroids, &mut assignments, &mut d2)?;
+        inertia = assigner.reassign(data, dim, &old, &centroids, &mut assignments, &mut d2)?;
         history.push(inertia);
         iterations += 1;
         if prev - inertia < config.tol * prev || inertia == 0.0 {
             break;
         }
+    }
+    if iterations > 0 && assigner.skips() {
+        inertia = assigner.assign(data, dim, &centroids, &mut assignments, &mut d2)?;
+        *history.last_mut().expect("one entry per iteration") = inertia;
     }
     Ok(KMeans {
         dim,
@@ -338,8 +345,9 @@ fn sample_d2(d2: &[f32], block_sums: &[f64], chosen: &[bool], rng: &mut ChaCha8R
 
 /// Where the assignment step runs.
 enum Assigner {
-    /// sgemm per block of rows on the rayon pool.
-    Cpu,
+    /// sgemm per block of rows on the rayon pool. `lower` is each row's lower bound on the
+    /// distance to every centroid but its own, so later passes can skip rows (Hamerly).
+    Cpu { lower: Vec<f32> },
     /// Candle matmuls on a device, with the rows uploaded once.
     Tensor {
         rows: Tensor,
@@ -349,6 +357,10 @@ enum Assigner {
 }
 
 impl Assigner {
+    fn cpu() -> Self {
+        Assigner::Cpu { lower: Vec::new() }
+    }
+
     fn tensor(data: &[f32], dim: usize, device: &Device) -> Result<Self> {
         let n = data.len() / dim.max(1);
         let rows = Tensor::from_slice(data, (n, dim), device)?;
@@ -360,7 +372,8 @@ impl Assigner {
         })
     }
 
-    /// Writes each row's nearest centroid and squared distance; returns the inertia.
+    /// Scores every row against every centroid and writes its nearest centroid and squared
+    /// distance; returns the inertia.
     fn assign(
         &mut self,
         data: &[f32],
@@ -370,7 +383,10 @@ impl Assigner {
         d2: &mut [f32],
     ) -> Result<f64> {
         match self {
-            Assigner::Cpu => Ok(assign_cpu(data, dim, centroids, assignments, d2)),
+            Assigner::Cpu { lower } => {
+                lower.resize(assignments.len(), 0.0);
+                Ok(assign_cpu(data, dim, centroids, assignments, d2, lower))
+            }
             Assigner::Tensor {
                 rows,
                 sq_norms,
@@ -378,50 +394,206 @@ impl Assigner {
             } => assign_tensor(rows, sq_norms, device, dim, centroids, assignments, d2),
         }
     }
+
+    /// The assignment after the centroids moved from `old`: on the CPU, rows whose centroid
+    /// provably stays the nearest keep it without being scored.
+    #[allow(clippy::too_many_arguments)]
+    fn reassign(
+        &mut self,
+        data: &[f32],
+        dim: usize,
+        old: &[f32],
+        centroids: &[f32],
+        assignments: &mut [u32],
+        d2: &mut [f32],
+    ) -> Result<f64> {
+        match self {
+            Assigner::Cpu { lower } => {
+                Ok(assign_bounded(data, dim, old, centroids, assignments, d2, lower).0)
+            }
+            Assigner::Tensor { .. } => self.assign(data, dim, centroids, assignments, d2),
+        }
+    }
+
+    /// Whether `reassign` may skip rows, so a last full pass is needed for the assignments
+    /// to be exactly those of [`KMeans::assign`] (the bounds hold only up to rounding).
+    fn skips(&self) -> bool {
+        matches!(self, Assigner::Cpu { .. })
+    }
 }
 
-/// Nearest centroid by the expanded distance (one sgemm per block of rows), then the exact
-/// squared distance to it, so the inertia carries no cancellation error.
+/// Nearest and second-nearest centroid of each of `rows` by the expanded distance, from one
+/// sgemm. `emit(i, best, d2, lower)` gets the exact squared distance to the nearest and a
+/// lower bound on the distance (not squared) to any other centroid, shrunk by the rounding
+/// error of the expanded form so it never overstates the gap.
+fn nearest_two(
+    rows: &[f32],
+    dim: usize,
+    centroids: &[f32],
+    c_norms: &[f32],
+    scores: &mut Vec<f32>,
+    mut emit: impl FnMut(usize, u32, f32, f32),
+) {
+    let k = c_norms.len();
+    let m = rows.len() / dim;
+    let c_max = c_norms.iter().fold(0f32, |a, &b| a.max(b));
+    scores.resize(m * k, 0.0);
+    sgemm_nt(rows, centroids, scores, m, k, dim);
+    for (i, (row, s)) in rows
+        .chunks_exact(dim)
+        .zip(scores.chunks_exact(k))
+        .enumerate()
+    {
+        let (mut best, mut v1, mut v2) = (0, f32::INFINITY, f32::INFINITY);
+        for (j, (&cn, &xc)) in c_norms.iter().zip(s).enumerate() {
+            let v = cn - 2.0 * xc;
+            if v < v1 {
+                v2 = v1;
+                v1 = v;
+                best = j;
+            } else if v < v2 {
+                v2 = v;
+            }
+        }
+        let xn = dot(row, row);
+        let margin = (xn + c_max) * dim as f32 * 4.0 * f32::EPSILON;
+        let lower = (xn + v2 - margin).max(0.0).sqrt();
+        let exact = sq_dist(row, &centroids[best * dim..(best + 1) * dim]);
+        emit(i, best as u32, exact, lower);
+    }
+}
+
+/// Every row scored against every centroid (one sgemm per block of rows), then the exact
+/// squared distance to the nearest, so the inertia carries no cancellation error.
 fn assign_cpu(
     data: &[f32],
     dim: usize,
     centroids: &[f32],
     assignments: &mut [u32],
     d2: &mut [f32],
+    lower: &mut [f32],
 ) -> f64 {
-    let k = centroids.len() / dim;
     let c_norms: Vec<f32> = centroids.chunks_exact(dim).map(|c| dot(c, c)).collect();
     let block_sums: Vec<f64> = data
         .par_chunks(BLOCK_ROWS * dim)
         .zip(assignments.par_chunks_mut(BLOCK_ROWS))
         .zip(d2.par_chunks_mut(BLOCK_ROWS))
-        .map_init(Vec::new, |scores: &mut Vec<f32>, ((rows, assign), dist)| {
-            let m = rows.len() / dim;
-            scores.resize(m * k, 0.0);
-            sgemm_nt(rows, centroids, scores, m, k, dim);
-            let mut sum = 0f64;
-            for (i, (row, s)) in rows
-                .chunks_exact(dim)
-                .zip(scores.chunks_exact(k))
-                .enumerate()
-            {
-                let mut best = 0;
-                let mut best_score = f32::INFINITY;
-                for (j, (&cn, &xc)) in c_norms.iter().zip(s).enumerate() {
-                    let v = cn - 2.0 * xc;
-                    if v < best_score {
-                        best_score = v;
-                        best = j;
-                    }
-                }
-                assign[i] = best as u32;
-                dist[i] = sq_dist(row, &centroids[best * dim..(best + 1) * dim]);
-                sum += dist[i] as f64;
-            }
-            sum
+        .zip(lower.par_chunks_mut(BLOCK_ROWS))
+        .map_init(Vec::new, |scores, (((rows, a), d), l)| {
+            nearest_two(rows, dim, centroids, &c_norms, scores, |i, best, e, lo| {
+                a[i] = best;
+                d[i] = e;
+                l[i] = lo;
+            });
+            d.iter().map(|&v| v as f64).sum::<f64>()
         })
         .collect();
     block_sums.iter().sum()
+}
+
+/// Hamerly's bounds (SDM 2010) for a Lloyd assignment after the centroids moved from `old`.
+/// A row keeps its centroid `a` unscored when its exact distance `u` to it is at most its
+/// lower bound on every other centroid (the old bound minus the largest move among them)
+/// or half the distance from `a` to its nearest other centroid. Late iterations, where the
+/// centroids barely move, then cost one pass over the rows instead of an sgemm. Returns the
+/// inertia and the number of rows scored.
+fn assign_bounded(
+    data: &[f32],
+    dim: usize,
+    old: &[f32],
+    centroids: &[f32],
+    assignments: &mut [u32],
+    d2: &mut [f32],
+    lower: &mut [f32],
+) -> (f64, usize) {
+    let moved: Vec<f32> = old
+        .chunks_exact(dim)
+        .zip(centroids.chunks_exact(dim))
+        .map(|(a, b)| sq_dist(a, b).sqrt())
+        .collect();
+    // The largest move, and the largest among the others, for rows of the mover itself.
+    let (mut far, mut m1, mut m2) = (0, 0f32, 0f32);
+    for (j, &m) in moved.iter().enumerate() {
+        if m > m1 {
+            (far, m2, m1) = (j, m1, m);
+        } else if m > m2 {
+            m2 = m;
+        }
+    }
+    let c_norms: Vec<f32> = centroids.chunks_exact(dim).map(|c| dot(c, c)).collect();
+    let half_gap = half_gaps(centroids, dim, &c_norms);
+    let blocks: Vec<(f64, usize)> = data
+        .par_chunks(BLOCK_ROWS * dim)
+        .zip(assignments.par_chunks_mut(BLOCK_ROWS))
+        .zip(d2.par_chunks_mut(BLOCK_ROWS))
+        .zip(lower.par_chunks_mut(BLOCK_ROWS))
+        .map_init(
+            || (Vec::new(), Vec::new(), Vec::new()),
+            |(scores, gathered, idx), (((rows, a), d), l)| {
+                gathered.clear();
+                idx.clear();
+                for (i, row) in rows.chunks_exact(dim).enumerate() {
+                    let j = a[i] as usize;
+                    l[i] -= if j == far { m2 } else { m1 };
+                    d[i] = sq_dist(row, &centroids[j * dim..(j + 1) * dim]);
+                    if d[i].sqrt() > l[i].max(half_gap[j]) {
+                        idx.push(i);
+                        gathered.extend_from_slice(row);
+                    }
+                }
+                if !idx.is_empty() {
+                    nearest_two(
+                        gathered,
+                        dim,
+                        centroids,
+                        &c_norms,
+                        scores,
+                        |g, best, e, lo| {
+                            let i = idx[g];
+                            a[i] = best;
+                            d[i] = e;
+                            l[i] = lo;
+                        },
+                    );
+                }
+                (d.iter().map(|&v| v as f64).sum::<f64>(), idx.len())
+            },
+        )
+        .collect();
+    (
+        blocks.iter().map(|b| b.0).sum(),
+        blocks.iter().map(|b| b.1).sum(),
+    )
+}
+
+/// Half the distance from each centroid to its nearest other centroid (infinite for k = 1),
+/// shrunk by the rounding error of the expanded form: a row closer than that to its own
+/// centroid cannot be closer to another.
+fn half_gaps(centroids: &[f32], dim: usize, c_norms: &[f32]) -> Vec<f32> {
+    let k = c_norms.len();
+    let c_max = c_norms.iter().fold(0f32, |a, &b| a.max(b));
+    let margin = 2.0 * c_max * dim as f32 * 4.0 * f32::EPSILON;
+    let mut out = vec![0f32; k];
+    out.par_chunks_mut(BLOCK_ROWS)
+        .zip(centroids.par_chunks(BLOCK_ROWS * dim))
+        .enumerate()
+        .for_each(|(b, (out, rows))| {
+            let m = rows.len() / dim;
+            let mut g = vec![0f32; m * k];
+            sgemm_nt(rows, centroids, &mut g, m, k, dim);
+            for (i, (o, gi)) in out.iter_mut().zip(g.chunks_exact(k)).enumerate() {
+                let me = b * BLOCK_ROWS + i;
+                let min = gi
+                    .iter()
+                    .zip(c_norms)
+                    .enumerate()
+                    .filter(|&(j, _)| j != me)
+                    .map(|(_, (&x, &cn))| c_norms[me] + cn - 2.0 * x)
+                    .fold(f32::INFINITY, f32::min);
+                *o = 0.5 * (min - margin).max(0.0).sqrt();
+            }
+        });
+    out
 }
 
 /// The assignment as candle matmuls, in row blocks that bound the score buffer.
@@ -628,7 +800,8 @@ mod tests {
         let cents = random(k, dim, 4);
         let mut a = vec![0; n];
         let mut d2 = vec![0.0; n];
-        let inertia = assign_cpu(&data, dim, &cents, &mut a, &mut d2);
+        let mut lower = vec![0.0; n];
+        let inertia = assign_cpu(&data, dim, &cents, &mut a, &mut d2, &mut lower);
         let mut want_inertia = 0f64;
         for (i, row) in data.chunks(dim).enumerate() {
             let dists: Vec<f32> = cents.chunks(dim).map(|c| sq_dist(row, c)).collect();
@@ -702,13 +875,83 @@ mod tests {
     }
 
     #[test]
+    fn bounded_reassignment_matches_a_full_pass_and_skips_unmoved_rows() {
+        let (n, k, dim) = (3000, 24, 16);
+        let data = random(n, dim, 12);
+        let c0 = random(k, dim, 13);
+        let (mut a, mut d, mut l) = (vec![0; n], vec![0.0; n], vec![0.0; n]);
+        assign_cpu(&data, dim, &c0, &mut a, &mut d, &mut l);
+        // Nothing moved: every row keeps its centroid unscored.
+        let (a0, d0) = (a.clone(), d.clone());
+        let (_, scored) = assign_bounded(&data, dim, &c0, &c0, &mut a, &mut d, &mut l);
+        assert_eq!(scored, 0);
+        assert_eq!((a.clone(), d.clone()), (a0, d0));
+        // Small and then large moves: the same answer as scoring every row.
+        let mut prev = c0;
+        for (step, scale) in [(0, 0.01f32), (1, 0.05), (2, 0.5)] {
+            let noise = random(k, dim, 14 + step);
+            let next: Vec<f32> = prev
+                .iter()
+                .zip(&noise)
+                .map(|(c, e)| c + scale * e)
+                .collect();
+            let (inertia, scored) =
+                assign_bounded(&data, dim, &prev, &next, &mut a, &mut d, &mut l);
+            let (mut fa, mut fd, mut fl) = (vec![0; n], vec![0.0; n], vec![0.0; n]);
+            let full = assign_cpu(&data, dim, &next, &mut fa, &mut fd, &mut fl);
+            let agree = a.iter().zip(&fa).filter(|(x, y)| x == y).count();
+            assert!(agree >= n - 2, "move {scale}: {agree} of {n} agree");
+            assert!((inertia - full).abs() < 1e-5 * full);
+            assert!(
+                scored > 0 && (scale > 0.1 || scored < n),
+                "move {scale}: {scored} scored"
+            );
+            // The bounds stay valid: no other centroid is nearer than the lower bound.
+            for (i, row) in data.chunks(dim).enumerate() {
+                for (j, c) in next.chunks(dim).enumerate() {
+                    if j as u32 != a[i] {
+                        assert!(
+                            sq_dist(row, c).sqrt() >= l[i] - 1e-4,
+                            "row {i}, centroid {j}"
+                        );
+                    }
+                }
+            }
+            prev = next;
+        }
+    }
+
+    #[test]
+    fn half_gaps_are_half_the_nearest_centroid_distance() {
+        let (k, dim) = (300, 5);
+        let c = random(k, dim, 15);
+        let norms: Vec<f32> = c.chunks(dim).map(|r| dot(r, r)).collect();
+        let got = half_gaps(&c, dim, &norms);
+        for (i, ci) in c.chunks(dim).enumerate() {
+            let want = c
+                .chunks(dim)
+                .enumerate()
+                .filter(|&(j, _)| j != i)
+                .map(|(_, cj)| sq_dist(ci, cj).sqrt())
+                .fold(f32::INFINITY, f32::min)
+                / 2.0;
+            assert!(
+                got[i] <= want + 1e-6 && got[i] > want - 1e-3,
+                "{i}: {} vs {want}",
+                got[i]
+            );
+        }
+        assert_eq!(half_gaps(&c[..dim], dim, &norms[..1]), vec![f32::INFINITY]);
+    }
+
+    #[test]
     fn tensor_assignment_on_cpu_agrees_with_sgemm_assignment() {
         let (n, k, dim) = (700, 9, 16);
         let data = random(n, dim, 9);
         let cents = random(k, dim, 10);
         let (mut a1, mut d1) = (vec![0; n], vec![0.0; n]);
         let (mut a2, mut d2) = (vec![0; n], vec![0.0; n]);
-        let i1 = Assigner::Cpu
+        let i1 = Assigner::cpu()
             .assign(&data, dim, &cents, &mut a1, &mut d1)
             .unwrap();
         let mut t = Assigner::tensor(&data, dim, &Device::Cpu).unwrap();
