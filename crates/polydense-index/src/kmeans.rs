@@ -239,67 +239,107 @@ fn fit(data: &[f32], dim: usize, config: &KMeansConfig, assigner: &mut Assigner)
     })
 }
 
+/// Centres picked since the last full refresh of the distances, at most.
+const MAX_PENDING: usize = 64;
+/// Rejected candidates tolerated before the distances are refreshed.
+const MAX_REJECTIONS: usize = 32;
+
 /// k-means++ seeding (Arthur & Vassilvitskii, 2007): each new centre is a row drawn with
-/// probability proportional to its squared distance to the nearest centre so far.
+/// probability proportional to its squared distance D² to the nearest centre so far.
 ///
-/// After each pick one parallel pass updates the distances. A row whose nearest centre `a`
-/// lies at least `2·D(x)` from the new centre cannot move closer (triangle inequality), so
-/// its row is never read; the pruning follows Raff's accelerated k-means++ (2021).
+/// Done naïvely, every pick is a pass over all rows, and in high dimensions no triangle-
+/// inequality test prunes it (all distances concentrate), so the seeding of 100k×384 with
+/// k=256 cost as much as six Lloyd iterations. Instead, D² is refreshed only every
+/// [`MAX_PENDING`] picks, in one sgemm pass against all the centres picked since. In between,
+/// a candidate is drawn from the stale D² and accepted with probability `D²_now / D²_stale`
+/// (its distances to the few new centres are computed on the spot). Rejection sampling makes
+/// each accepted pick follow the exact k-means++ distribution; the distances are refreshed
+/// early when too many candidates are rejected.
 fn kmeans_pp(data: &[f32], dim: usize, k: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
     let n = data.len() / dim;
+    let row = |i: usize| &data[i * dim..(i + 1) * dim];
     let mut centroids = Vec::with_capacity(k * dim);
     let mut chosen = vec![false; n];
     let first = rng.random_range(0..n);
     chosen[first] = true;
-    centroids.extend_from_slice(&data[first * dim..(first + 1) * dim]);
+    centroids.extend_from_slice(row(first));
     let mut d2: Vec<f32> = vec![0.0; n];
-    let mut nearest: Vec<u32> = vec![0; n];
-    let c0 = &centroids[..dim];
-    let mut block_sums: Vec<f64> = data
-        .par_chunks(BLOCK_ROWS * dim)
-        .zip(d2.par_chunks_mut(BLOCK_ROWS))
-        .map(|(rows, d)| {
-            let mut sum = 0f64;
-            for (row, di) in rows.chunks_exact(dim).zip(d.iter_mut()) {
-                *di = sq_dist(row, c0);
-                sum += *di as f64;
+    d2.par_chunks_mut(BLOCK_ROWS)
+        .zip(data.par_chunks(BLOCK_ROWS * dim))
+        .for_each(|(d, rows)| {
+            for (di, r) in d.iter_mut().zip(rows.chunks_exact(dim)) {
+                *di = sq_dist(r, row(first));
             }
-            sum
-        })
-        .collect();
-    // Squared distances from the newest centre to every earlier one, for the pruning.
-    let mut cc = vec![0f32; k];
-    for j in 1..k {
+        });
+    d2[first] = 0.0;
+    let mut block_sums = block_sums_of(&d2);
+    let x_norms: Vec<f32> = data.par_chunks(dim).map(|r| dot(r, r)).collect();
+    let mut pending: Vec<usize> = Vec::with_capacity(MAX_PENDING);
+    let mut rejections = 0;
+    while centroids.len() < k * dim {
+        if pending.len() == MAX_PENDING || rejections == MAX_REJECTIONS {
+            refresh_d2(data, dim, &x_norms, &pending, &mut d2);
+            block_sums = block_sums_of(&d2);
+            pending.clear();
+            rejections = 0;
+        }
         let pick = sample_d2(&d2, &block_sums, &chosen, rng);
+        if !chosen[pick] && !pending.is_empty() {
+            let stale = d2[pick];
+            let now = pending
+                .iter()
+                .map(|&p| sq_dist(row(pick), row(p)))
+                .fold(stale, f32::min);
+            if rng.random::<f64>() * stale as f64 >= now as f64 {
+                rejections += 1;
+                continue;
+            }
+        }
         chosen[pick] = true;
-        let c = &data[pick * dim..(pick + 1) * dim];
-        centroids.extend_from_slice(c);
-        cc.par_iter_mut()
-            .zip(centroids.par_chunks(dim))
-            .take(j)
-            .for_each(|(x, prev)| *x = sq_dist(c, prev));
-        let cc = &cc;
-        block_sums = data
-            .par_chunks(BLOCK_ROWS * dim)
-            .zip(d2.par_chunks_mut(BLOCK_ROWS))
-            .zip(nearest.par_chunks_mut(BLOCK_ROWS))
-            .map(|((rows, d), near)| {
-                let mut sum = 0f64;
-                for ((row, di), ni) in rows.chunks_exact(dim).zip(d.iter_mut()).zip(near) {
-                    if cc[*ni as usize] < 4.0 * *di {
-                        let nd = sq_dist(row, c);
-                        if nd < *di {
-                            *di = nd;
-                            *ni = j as u32;
-                        }
-                    }
-                    sum += *di as f64;
-                }
-                sum
-            })
-            .collect();
+        block_sums[pick / BLOCK_ROWS] -= d2[pick] as f64;
+        d2[pick] = 0.0;
+        centroids.extend_from_slice(row(pick));
+        pending.push(pick);
     }
     centroids
+}
+
+/// Lowers each row's D² to its distance to the `pending` centres (rows of `data`): one
+/// sgemm per block of rows, distances in the expanded form.
+fn refresh_d2(data: &[f32], dim: usize, x_norms: &[f32], pending: &[usize], d2: &mut [f32]) {
+    if pending.is_empty() {
+        return;
+    }
+    let p = pending.len();
+    let centres: Vec<f32> = pending
+        .iter()
+        .flat_map(|&i| data[i * dim..(i + 1) * dim].iter().copied())
+        .collect();
+    let c_norms: Vec<f32> = pending.iter().map(|&i| x_norms[i]).collect();
+    d2.par_chunks_mut(BLOCK_ROWS)
+        .zip(data.par_chunks(BLOCK_ROWS * dim))
+        .zip(x_norms.par_chunks(BLOCK_ROWS))
+        .for_each_init(Vec::new, |scores, ((d, rows), xn)| {
+            let m = d.len();
+            scores.resize(m * p, 0.0);
+            sgemm_nt(rows, &centres, scores, m, p, dim);
+            for ((di, &x), s) in d.iter_mut().zip(xn).zip(scores.chunks_exact(p)) {
+                for (&cn, &xc) in c_norms.iter().zip(s) {
+                    *di = di.min((x + cn - 2.0 * xc).max(0.0));
+                }
+            }
+        });
+    // A centre is at distance 0 from itself; the expanded form may leave rounding there.
+    for &i in pending {
+        d2[i] = 0.0;
+    }
+}
+
+/// Sums of `d2` over the fixed blocks of rows, in f64.
+fn block_sums_of(d2: &[f32]) -> Vec<f64> {
+    d2.par_chunks(BLOCK_ROWS)
+        .map(|b| b.iter().map(|&v| v as f64).sum())
+        .collect()
 }
 
 /// Draws a row with probability proportional to `d2`, walking the fixed block sums first so
@@ -848,7 +888,8 @@ mod tests {
 
     #[test]
     fn kmeans_pp_picks_every_distinct_row_when_k_equals_n() {
-        let (n, dim) = (40, 5);
+        // More than MAX_PENDING picks, so the distances are refreshed along the way.
+        let (n, dim) = (150, 5);
         let data = random(n, dim, 7);
         let mut rng = ChaCha8Rng::seed_from_u64(8);
         let cents = kmeans_pp(&data, dim, n, &mut rng);
@@ -858,6 +899,59 @@ mod tests {
             .collect();
         rows.sort();
         assert_eq!(rows, (0..n).collect::<Vec<_>>());
+    }
+
+    /// The first three picks on four points of a line, tallied over many seeds, against the
+    /// exact k-means++ probabilities; the third pick goes through the rejection step.
+    #[test]
+    fn seeding_follows_the_d2_distribution() {
+        let xs = [0.0f32, 1.0, 3.0, 7.0];
+        let runs = 20_000;
+        let mut got = std::collections::HashMap::new();
+        for seed in 0..runs {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let c = kmeans_pp(&xs, 1, 3, &mut rng);
+            let idx: Vec<usize> = c
+                .iter()
+                .map(|v| xs.iter().position(|x| x == v).unwrap())
+                .collect();
+            *got.entry((idx[0], idx[1], idx[2])).or_insert(0usize) += 1;
+        }
+        let d2 = |a: usize, b: usize| ((xs[a] - xs[b]) as f64).powi(2);
+        for a in 0..4 {
+            for b in (0..4).filter(|&b| b != a) {
+                for c in (0..4).filter(|&c| c != a && c != b) {
+                    let pb = d2(a, b) / (0..4).map(|j| d2(a, j)).sum::<f64>();
+                    let near = |j: usize| d2(a, j).min(d2(b, j));
+                    let pc = near(c) / (0..4).map(near).sum::<f64>();
+                    let want = 0.25 * pb * pc;
+                    let freq = *got.get(&(a, b, c)).unwrap_or(&0) as f64 / runs as f64;
+                    let sigma = (want * (1.0 - want) / runs as f64).sqrt();
+                    assert!(
+                        (freq - want).abs() < 4.0 * sigma + 1e-9,
+                        "({a}, {b}, {c}): {freq} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn refresh_lowers_distances_to_the_new_centres_only() {
+        let (n, dim) = (600, 7);
+        let data = random(n, dim, 16);
+        let norms: Vec<f32> = data.chunks(dim).map(|r| dot(r, r)).collect();
+        let mut d2 = vec![1.5f32; n];
+        let pending = [3, 400, 599];
+        refresh_d2(&data, dim, &norms, &pending, &mut d2);
+        for (i, r) in data.chunks(dim).enumerate() {
+            let want = pending
+                .iter()
+                .map(|&p| sq_dist(r, &data[p * dim..(p + 1) * dim]))
+                .fold(1.5f32, f32::min);
+            assert!((d2[i] - want).abs() < 1e-5, "row {i}: {} vs {want}", d2[i]);
+        }
+        assert!(pending.iter().all(|&p| d2[p] == 0.0));
     }
 
     #[test]
