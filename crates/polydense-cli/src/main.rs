@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod demo;
 mod report;
 
 #[global_allocator]
@@ -11,13 +12,13 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Train, evaluate and serve multilingual dense retrievers.
 #[derive(Parser)]
 #[command(name = "polydense", version, about, long_about = None)]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
-enum Command {
+pub(crate) enum Command {
     /// Prepare or download datasets (XQuAD-R).
     #[command(subcommand)]
     Data(cmd::data::DataCommand),
@@ -56,8 +57,15 @@ fn main() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .without_time()
         .init();
-    let cli = Cli::parse();
-    let result = match cli.command {
+    if let Err(e) = dispatch(Cli::parse().command) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// Runs one subcommand; the demo calls it for each of its stages.
+pub(crate) fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Data(c) => cmd::data::run(c),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Bm25(c) => cmd::bm25::run(c),
@@ -69,9 +77,5 @@ fn main() {
         Command::Train(a) => cmd::train::run(a),
         Command::Report(a) => cmd::report::run(a),
         Command::Demo(a) => cmd::demo::run(a),
-    };
-    if let Err(e) = result {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
     }
 }
