@@ -1,9 +1,10 @@
 """FAISS side of bench/kmeans_vs_faiss.sh.
 
 mixture N DIM COMPONENTS SEED OUT   writes a seeded Gaussian mixture as raw little-endian f32
-compare DATA K ITERS SEED REPEATS DIR  times faiss.Kmeans on DATA (DIR/rust.txt gives the
-                                    shape and the polydense figures) and scores both sets of
-                                    centroids with the same exact nearest-centroid search
+compare DATA K ITERS SEED REPEATS DIR  times faiss.Kmeans on DATA with seeds SEED..SEED+REPEATS
+                                    (DIR/rust.txt gives the shape and the polydense figures)
+                                    and scores both tools' centroids of each seed with the
+                                    same exact nearest-centroid search
 """
 
 import re
@@ -39,26 +40,30 @@ def compare(data, k, iters, seed, repeats, work):
     n, dim, rust_iters, rust_threads = (int(m.group(i)) for i in range(1, 5))
     rust_s, rust_inertia = float(m.group(5)), float(m.group(6))
     x = np.fromfile(data, dtype="<f4").reshape(n, dim)
-    best, km = float("inf"), None
-    for _ in range(repeats):
+    seeds = range(seed, seed + repeats)
+    best, objective, fi = float("inf"), [], []
+    for s in seeds:
         # max_points_per_centroid raised so FAISS clusters every row instead of a sample.
-        run = faiss.Kmeans(dim, k, niter=iters, seed=seed, max_points_per_centroid=n + 1)
+        km = faiss.Kmeans(dim, k, niter=iters, seed=s, max_points_per_centroid=n + 1)
         t = time.perf_counter()
-        run.train(x)
-        elapsed = time.perf_counter() - t
-        if elapsed < best:
-            best, km = elapsed, run
-    ours = np.fromfile(f"{work}/centroids.f32", dtype="<f4").reshape(k, dim)
+        km.train(x)
+        best = min(best, time.perf_counter() - t)
+        objective.append(km.obj[-1])
+        fi.append(inertia(x, km.centroids))
+    ri = [inertia(x, np.fromfile(f"{work}/centroids-{s}.f32", dtype="<f4").reshape(k, dim))
+          for s in seeds]
     print(
         f"faiss.Kmeans: n={n} dim={dim} k={k} niter={iters} threads={faiss.omp_get_max_threads()}"
         f" (polydense: {rust_threads}), no subsampling: {best:.3f}s,"
-        f" own objective (last iteration) {km.obj[-1]:.6e}"
+        f" own objective (last iteration, mean) {np.mean(objective):.6e}"
     )
-    print(f"polydense own inertia {rust_inertia:.6e} after {rust_iters} iterations")
-    ri, fi = inertia(x, ours), inertia(x, km.centroids)
-    print(f"inertia of final centroids, same exact scorer: polydense {ri:.6e}, faiss {fi:.6e}"
-          f" (polydense/faiss {ri / fi:.4f})")
-    print(f"time: polydense {rust_s:.3f}s, faiss {best:.3f}s; ratio faiss/polydense {best / rust_s:.2f}x")
+    print(f"polydense own inertia (mean) {rust_inertia:.6e} after {rust_iters} iterations")
+    span = lambda v: f"{np.mean(v):.6e} [{min(v):.6e}..{max(v):.6e}]"  # noqa: E731
+    print(f"inertia of final centroids, same exact scorer, mean [min..max] over seeds"
+          f" {seeds.start}..{seeds.stop - 1}: polydense {span(ri)}, faiss {span(fi)}"
+          f" (polydense/faiss {np.mean(ri) / np.mean(fi):.4f})")
+    print(f"time (best of {repeats}): polydense {rust_s:.3f}s, faiss {best:.3f}s;"
+          f" ratio faiss/polydense {best / rust_s:.2f}x")
 
 
 if __name__ == "__main__":

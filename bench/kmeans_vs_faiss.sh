@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # k-means: polydense-index vs faiss.Kmeans on the same vectors, same k, 20 iterations, same
-# threads, in one run. Prints the time of each (best of REPEATS), the ratio faiss/polydense,
-# each tool's own inertia and both sets of centroids scored by the same exact code.
+# threads, in one run. Each tool runs seeds SEED..SEED+REPEATS; prints the best time of each,
+# the ratio faiss/polydense, each tool's own inertia, and both tools' centroids scored by the
+# same exact code (mean, min and max over the seeds).
 #
 # Cases: (a) the e5-small corpus embeddings of runs/baseline (skipped when absent), k=64;
 #        (b) a seeded synthetic 100k×384 Gaussian mixture, k=256.
