@@ -7,6 +7,16 @@
 //! Checkpoints make `--resume` continue exactly; a NaN stops the run with the last good
 //! checkpoint kept; dev evaluation keeps the best model.
 //!
+//! Batches come from `sampler = "random"` (a seeded shuffle) or from iterative clustered
+//! training ([`cluster`], ICT, SIGIR'24): `"ict-p"` / `"ict-q"` run k-means over the current
+//! model's embeddings of each example's positive passage / query (through the
+//! [`EpochContext`] the trainer hands every [`BatchSampler`]) and cut the clusters into
+//! batches, so in-batch negatives are hard. `refresh` picks when to re-cluster: `"fixed"`
+//! (every `refresh_every` epochs, k = `clusters`), `"sac"` (SAC-ICT's coarse-to-fine k),
+//! `"acr"` (ACR-ICT: on loss drop, embedding drift or the longest gap) or `"sac+acr"`. Each
+//! clustering appends a line to `clusters.jsonl` and rewrites `projection.json` (a 2-D PCA)
+//! in the run directory; step records carry `clusterings`, `cluster_seconds` and `k`.
+//!
 //! ```
 //! use candle_core::Device;
 //! use polydense_data::{TrainExample, TrainPassage};

@@ -78,6 +78,7 @@ pub fn cluster_batches(
     pool.extend(evicted);
     let mut batches = full;
     first_fit(&mut batches, &pool, positives, b);
+    merge_short(&mut batches, positives, b);
     batches.shuffle(rng);
     let short_batches = batches.iter().filter(|x| x.len() < b).count();
     BatchPlan {
@@ -120,6 +121,78 @@ fn first_fit(batches: &mut Vec<Vec<usize>>, pool: &[usize], positives: &[Vec<&st
             open.remove(slot);
         }
     }
+}
+
+/// Whether example `x` shares no positive with the examples of `batch` (other than `skip`).
+fn fits(x: usize, batch: &[usize], skip: Option<usize>, positives: &[Vec<&str>]) -> bool {
+    batch
+        .iter()
+        .filter(|&&i| Some(i) != skip)
+        .all(|&i| !positives[i].iter().any(|p| positives[x].contains(p)))
+}
+
+/// Empties the smallest short batches into the other short ones, so first-fit's leftovers
+/// (an example whose positive every open batch already holds) do not become batches of
+/// one. An example moves directly when it fits, or by swapping places with an example of
+/// another batch that fits the receiving batch. Each move goes from the smallest short batch
+/// to one at least as large, so the sum of squared short-batch sizes grows and the loop ends.
+fn merge_short(batches: &mut Vec<Vec<usize>>, positives: &[Vec<&str>], b: usize) {
+    loop {
+        let mut short: Vec<usize> = (0..batches.len())
+            .filter(|&j| batches[j].len() < b)
+            .collect();
+        if short.len() < 2 {
+            return;
+        }
+        short.sort_by_key(|&j| (batches[j].len(), j));
+        let s = short[0];
+        let mut moved = false;
+        let mut k = 0;
+        while k < batches[s].len() {
+            let x = batches[s][k];
+            match place(batches, x, s, &short[1..], positives, b) {
+                true => {
+                    batches[s].remove(k);
+                    moved = true;
+                }
+                false => k += 1,
+            }
+        }
+        if batches[s].is_empty() {
+            batches.remove(s);
+        } else if !moved {
+            return;
+        }
+    }
+}
+
+/// Puts `x` (of batch `from`) into one of the short batches `into`, directly or by a swap
+/// through any other batch; says whether it did.
+fn place(
+    batches: &mut [Vec<usize>],
+    x: usize,
+    from: usize,
+    into: &[usize],
+    positives: &[Vec<&str>],
+    b: usize,
+) -> bool {
+    for &r in into.iter().filter(|&&r| batches[r].len() < b) {
+        if fits(x, &batches[r], None, positives) {
+            batches[r].push(x);
+            return true;
+        }
+        for t in (0..batches.len()).filter(|&t| t != from && t != r) {
+            let swap = batches[t].iter().position(|&y| {
+                fits(y, &batches[r], None, positives) && fits(x, &batches[t], Some(y), positives)
+            });
+            if let Some(pos) = swap {
+                let y = std::mem::replace(&mut batches[t][pos], x);
+                batches[r].push(y);
+                return true;
+            }
+        }
+    }
+    false
 }
 
 #[cfg(test)]
@@ -212,6 +285,56 @@ mod tests {
         check(&plan, &positives, 4);
         assert_eq!(plan.batches.len(), 5);
         assert_eq!(plan.short_batches, 5);
+    }
+
+    #[test]
+    fn a_leftover_is_swapped_into_a_full_batch_instead_of_standing_alone() {
+        // b = 4, one cluster of 7 where two examples share d0: whatever the shuffle, two
+        // batches of 4 and 3, never a third batch for a stranded copy of d0.
+        let assignments = vec![0u32; 7];
+        let positives: Vec<Vec<&str>> = vec![
+            vec!["d0"],
+            vec!["d0"],
+            vec!["d1"],
+            vec!["d2"],
+            vec!["d3"],
+            vec!["d4"],
+            vec!["d5"],
+        ];
+        for seed in 0..30 {
+            let plan = cluster_batches(
+                &assignments,
+                &positives,
+                4,
+                &mut ChaCha8Rng::seed_from_u64(seed),
+            );
+            check(&plan, &positives, 4);
+            let mut sizes: Vec<usize> = plan.batches.iter().map(Vec::len).collect();
+            sizes.sort_unstable();
+            assert_eq!(sizes, vec![3, 4], "seed {seed}: {:?}", plan.batches);
+        }
+        // The swap itself: a full batch without d0, a short one with d0, and a stranded d0:
+        // d1 moves to the short batch and the stranded d0 takes its place.
+        let pos: Vec<Vec<&str>> = vec![
+            vec!["d1"],
+            vec!["d2"],
+            vec!["d3"],
+            vec!["d5"],
+            vec!["d0"],
+            vec!["d4"],
+            vec!["d0"],
+        ];
+        let mut batches = vec![vec![0, 1, 2, 3], vec![4, 5], vec![6]];
+        merge_short(&mut batches, &pos, 4);
+        assert_eq!(batches, vec![vec![6, 1, 2, 3], vec![4, 5, 0]]);
+        check(
+            &BatchPlan {
+                short_batches: 1,
+                batches,
+            },
+            &pos,
+            4,
+        );
     }
 
     #[test]
