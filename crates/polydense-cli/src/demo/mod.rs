@@ -25,7 +25,10 @@ pub fn run(out: &Path, settings: &Settings) -> Result<()> {
     let ledger = Ledger::new(out);
     let mut hasher = Hasher::default();
     let total = plan.len();
-    for (i, step) in plan.into_iter().enumerate() {
+    for (i, mut step) in plan.into_iter().enumerate() {
+        // The command lines are inputs too: other flags make other outputs.
+        let lines = step.commands.iter().map(|c| c.join(" "));
+        step.stage.settings.extend(lines);
         let header = format!("[{}/{}] {}", i + 1, total, step.stage.title);
         let hash = hasher.stage_hash(&step.stage)?;
         let status = ledger.status(&step.stage, &hash);
