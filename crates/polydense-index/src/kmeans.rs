@@ -210,14 +210,18 @@ fn fit(data: &[f32], dim: usize, config: &KMeansConfig, assigner: &mut Assigner)
     let mut inertia = assigner.assign(data, dim, &centroids, &mut assignments, &mut d2)?;
     let mut history = vec![inertia];
     let mut iterations = 0;
+    let mut sums = ClusterSums::new(data, dim, k, &assignments);
+    let mut before = assignments.clone();
     while iterations < config.max_iters {
-        let mut next = update_centroids(data, dim, k, &assignments, &d2);
+        let mut next = sums.centroids(data, &d2);
         if config.spherical {
             normalise_rows(&mut next, dim);
         }
         let old = std::mem::replace(&mut centroids, next);
         let prev = inertia;
+        before.copy_from_slice(&assignments);
         inertia = assigner.reassign(data, dim, &old, &centroids, &mut assignments, &mut d2)?;
+        sums.update(data, &before, &assignments);
         history.push(inertia);
         iterations += 1;
         if prev - inertia < config.tol * prev || inertia == 0.0 {
@@ -674,62 +678,128 @@ fn assign_tensor(
         .sum())
 }
 
-/// Means of the rows of each cluster, each summed in f64 over its members in row order.
-/// A cluster left empty is re-seeded with the row farthest from its centroid (ties: lowest
-/// row), each empty cluster taking the next farthest row.
-fn update_centroids(
-    data: &[f32],
+/// Per-cluster sums (f64) and counts of the member rows, kept across iterations so that an
+/// update costs O(moved rows × dim) once few rows change cluster: with Hamerly's bounds the
+/// late iterations are otherwise cheaper than summing every row again.
+///
+/// Every sum is taken per cluster over its rows in row order (parallel across clusters), so
+/// it does not depend on the thread count.
+struct ClusterSums {
     dim: usize,
-    k: usize,
-    assignments: &[u32],
-    d2: &[f32],
-) -> Vec<f32> {
-    // Counting sort of the rows by cluster, stable so members stay in row order.
-    let mut offsets = vec![0usize; k + 1];
-    for &a in assignments {
-        offsets[a as usize + 1] += 1;
+    sums: Vec<f64>,
+    counts: Vec<usize>,
+}
+
+impl ClusterSums {
+    /// Sums every row into its cluster.
+    fn new(data: &[f32], dim: usize, k: usize, assignments: &[u32]) -> Self {
+        let mut out = ClusterSums {
+            dim,
+            sums: vec![0.0; k * dim],
+            counts: vec![0; k],
+        };
+        let events: Vec<(u32, u32)> = assignments
+            .iter()
+            .enumerate()
+            .map(|(i, &a)| (a, i as u32))
+            .collect();
+        out.apply_events(data, &events, &[]);
+        out
     }
-    for j in 0..k {
-        offsets[j + 1] += offsets[j];
-    }
-    let mut fill = offsets.clone();
-    let mut members = vec![0u32; assignments.len()];
-    for (i, &a) in assignments.iter().enumerate() {
-        members[fill[a as usize]] = i as u32;
-        fill[a as usize] += 1;
-    }
-    let mut centroids = vec![0f32; k * dim];
-    centroids.par_chunks_mut(dim).enumerate().for_each_init(
-        Vec::new,
-        |sum: &mut Vec<f64>, (j, out)| {
-            let rows = &members[offsets[j]..offsets[j + 1]];
-            if rows.is_empty() {
-                return;
-            }
-            sum.clear();
-            sum.resize(dim, 0.0);
-            for &i in rows {
-                let row = &data[i as usize * dim..(i as usize + 1) * dim];
-                for (s, &v) in sum.iter_mut().zip(row) {
-                    *s += v as f64;
-                }
-            }
-            let inv = 1.0 / rows.len() as f64;
-            for (o, s) in out.iter_mut().zip(sum.iter()) {
-                *o = (s * inv) as f32;
-            }
-        },
-    );
-    let empty: Vec<usize> = (0..k).filter(|&j| offsets[j] == offsets[j + 1]).collect();
-    if !empty.is_empty() {
-        let mut far: Vec<u32> = (0..assignments.len() as u32).collect();
-        far.sort_unstable_by(|&a, &b| d2[b as usize].total_cmp(&d2[a as usize]).then(a.cmp(&b)));
-        for (&j, &i) in empty.iter().zip(&far) {
-            let i = i as usize;
-            centroids[j * dim..(j + 1) * dim].copy_from_slice(&data[i * dim..(i + 1) * dim]);
+
+    /// Moves the rows whose cluster went from `before` to `after`. When most rows moved, a
+    /// fresh sum is cheaper, and it also bounds the drift of the running sums.
+    fn update(&mut self, data: &[f32], before: &[u32], after: &[u32]) {
+        let moved: Vec<u32> = (0..before.len() as u32)
+            .filter(|&i| before[i as usize] != after[i as usize])
+            .collect();
+        if moved.len() * 2 > before.len() {
+            *self = ClusterSums::new(data, self.dim, self.counts.len(), after);
+            return;
         }
+        let joins: Vec<(u32, u32)> = moved.iter().map(|&i| (after[i as usize], i)).collect();
+        let leaves: Vec<(u32, u32)> = moved.iter().map(|&i| (before[i as usize], i)).collect();
+        self.apply_events(data, &joins, &leaves);
     }
-    centroids
+
+    /// Adds the rows of `joins` to and subtracts those of `leaves` from their clusters,
+    /// each `(cluster, row)` list in row order.
+    fn apply_events(&mut self, data: &[f32], joins: &[(u32, u32)], leaves: &[(u32, u32)]) {
+        let k = self.counts.len();
+        let dim = self.dim;
+        // Counting sort by cluster, stable so each cluster sees its rows in row order.
+        let group = |events: &[(u32, u32)]| {
+            let mut offsets = vec![0usize; k + 1];
+            for &(c, _) in events {
+                offsets[c as usize + 1] += 1;
+            }
+            for j in 0..k {
+                offsets[j + 1] += offsets[j];
+            }
+            let mut fill = offsets.clone();
+            let mut rows = vec![0u32; events.len()];
+            for &(c, i) in events {
+                rows[fill[c as usize]] = i;
+                fill[c as usize] += 1;
+            }
+            (offsets, rows)
+        };
+        let (join_at, join_rows) = group(joins);
+        let (leave_at, leave_rows) = group(leaves);
+        self.sums
+            .par_chunks_mut(dim)
+            .zip(self.counts.par_iter_mut())
+            .enumerate()
+            .for_each(|(j, (sum, count))| {
+                let row = |i: u32| &data[i as usize * dim..(i as usize + 1) * dim];
+                for &i in &leave_rows[leave_at[j]..leave_at[j + 1]] {
+                    sum.iter_mut()
+                        .zip(row(i))
+                        .for_each(|(s, &v)| *s -= v as f64);
+                }
+                for &i in &join_rows[join_at[j]..join_at[j + 1]] {
+                    sum.iter_mut()
+                        .zip(row(i))
+                        .for_each(|(s, &v)| *s += v as f64);
+                }
+                *count = *count + (join_at[j + 1] - join_at[j]) - (leave_at[j + 1] - leave_at[j]);
+                if *count == 0 {
+                    sum.iter_mut().for_each(|s| *s = 0.0);
+                }
+            });
+    }
+
+    /// The mean of each cluster. A cluster left empty is re-seeded with the row farthest
+    /// from its centroid (`d2`; ties: lowest row), each empty cluster taking the next one.
+    fn centroids(&self, data: &[f32], d2: &[f32]) -> Vec<f32> {
+        let dim = self.dim;
+        let mut centroids = vec![0f32; self.sums.len()];
+        centroids
+            .par_chunks_mut(dim)
+            .zip(self.sums.par_chunks(dim))
+            .zip(self.counts.par_iter())
+            .filter(|(_, &c)| c > 0)
+            .for_each(|((out, sum), &c)| {
+                let inv = 1.0 / c as f64;
+                out.iter_mut()
+                    .zip(sum)
+                    .for_each(|(o, s)| *o = (s * inv) as f32);
+            });
+        let empty: Vec<usize> = (0..self.counts.len())
+            .filter(|&j| self.counts[j] == 0)
+            .collect();
+        if !empty.is_empty() {
+            let mut far: Vec<u32> = (0..d2.len() as u32).collect();
+            far.sort_unstable_by(|&a, &b| {
+                d2[b as usize].total_cmp(&d2[a as usize]).then(a.cmp(&b))
+            });
+            for (&j, &i) in empty.iter().zip(&far) {
+                let i = i as usize;
+                centroids[j * dim..(j + 1) * dim].copy_from_slice(&data[i * dim..(i + 1) * dim]);
+            }
+        }
+        centroids
+    }
 }
 
 fn normalise_rows(rows: &mut [f32], dim: usize) {
@@ -960,12 +1030,42 @@ mod tests {
         let data = [0.0, 0.0, 2.0, 0.0, 10.0, 10.0, 5.0, 5.0];
         let assign = [0, 0, 1, 1];
         let d2 = [1.0, 1.0, 30.0, 40.0];
-        let c = update_centroids(&data, dim, 4, &assign, &d2);
+        let c = ClusterSums::new(&data, dim, 4, &assign).centroids(&data, &d2);
         assert_eq!(&c[..2], &[1.0, 0.0]);
         assert_eq!(&c[2..4], &[7.5, 7.5]);
         // Clusters 2 and 3 were empty: the farthest row (3), then the next (2).
         assert_eq!(&c[4..6], &[5.0, 5.0]);
         assert_eq!(&c[6..8], &[10.0, 10.0]);
+    }
+
+    #[test]
+    fn running_sums_match_fresh_sums_after_moves() {
+        let (n, k, dim) = (900, 7, 6);
+        let data = random(n, dim, 17);
+        let mut rng = ChaCha8Rng::seed_from_u64(18);
+        let mut a: Vec<u32> = (0..n).map(|_| rng.random_range(0..k as u32)).collect();
+        let mut sums = ClusterSums::new(&data, dim, k, &a);
+        // Few moves (incremental), then most rows (fresh), then emptying cluster 0.
+        for frac in [0.05, 0.9, 0.0] {
+            let before = a.clone();
+            for (i, x) in a.iter_mut().enumerate() {
+                if frac == 0.0 {
+                    if *x == 0 {
+                        *x = 1 + (i % (k - 1)) as u32;
+                    }
+                } else if rng.random::<f64>() < frac {
+                    *x = rng.random_range(0..k as u32);
+                }
+            }
+            sums.update(&data, &before, &a);
+            let fresh = ClusterSums::new(&data, dim, k, &a);
+            assert_eq!(sums.counts, fresh.counts);
+            for (x, y) in sums.sums.iter().zip(&fresh.sums) {
+                assert!((x - y).abs() < 1e-12, "{x} vs {y}");
+            }
+        }
+        assert_eq!(sums.counts[0], 0);
+        assert!(sums.sums[..dim].iter().all(|&s| s == 0.0));
     }
 
     #[test]
