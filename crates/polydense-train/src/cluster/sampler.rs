@@ -275,6 +275,16 @@ impl BatchSampler for ClusteredSampler {
         let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed ^ 0x6963_7462);
         rng.set_stream(ctx.epoch);
         let plan = cluster_batches(&self.state.assignments, &positives, batch_size, &mut rng);
+        if plan.short_batches > 1 {
+            // Every example is still used once; these batches are short because their
+            // examples share a positive with every batch that had room.
+            tracing::info!(
+                "epoch {}: {} of {} batches are short of {batch_size} (shared positives)",
+                ctx.epoch,
+                plan.short_batches,
+                plan.batches.len()
+            );
+        }
         if let Some(mut record) = record {
             record.batches = plan.batches.len();
             record.short_batches = plan.short_batches;
