@@ -55,6 +55,7 @@ pre { background: #f7f7f7; border: 1px solid #ddd; padding: 0.8em; overflow-x: a
 figure { margin: 1em 0; }
 figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 0.9em; }
+.wide { overflow-x: auto; }
 .note { color: #666; font-style: italic; }
 .pair { display: flex; flex-wrap: wrap; gap: 1em; }
 .pair figure { flex: 1 1 480px; }
@@ -105,7 +106,8 @@ impl Page {
 
     /// A table with a header row (left out when every header is empty: a key-value table).
     pub fn table(&mut self, header: &[String], rows: &[Vec<Cell>]) {
-        let mut t = String::from("<table>\n");
+        // Wide tables (clusters.jsonl has many columns) scroll instead of widening the page.
+        let mut t = String::from("<div class=\"wide\"><table>\n");
         if header.iter().any(|h| !h.is_empty()) {
             t.push_str("<tr>");
             for h in header {
@@ -124,7 +126,7 @@ impl Page {
             }
             t.push_str("</tr>\n");
         }
-        t.push_str("</table>\n");
+        t.push_str("</table></div>\n");
         self.body.push_str(&t);
     }
 

@@ -3,7 +3,7 @@
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{colour, draw_legend, font, plot_err, render, tick, with_legend, Key, Png};
+use super::{colour, draw_legend, font, plot_err, px, render, tick, with_legend, Key, Png};
 use crate::report::inputs::System;
 
 /// Label of the group holding the overall means.
@@ -41,9 +41,9 @@ pub fn system_bars(systems: &[System], metric: &str) -> anyhow::Result<Option<Pn
         let (plot, legend) = with_legend(root);
         let mut chart = ChartBuilder::on(&plot)
             .caption(format!("Test {metric} per language"), font(20))
-            .margin(12)
-            .x_label_area_size(48)
-            .y_label_area_size(70)
+            .margin(px(12))
+            .x_label_area_size(px(48))
+            .y_label_area_size(px(70))
             .build_cartesian_2d(0.0..groups as f64, 0.0..top)
             .map_err(plot_err)?;
         chart
@@ -59,7 +59,8 @@ pub fn system_bars(systems: &[System], metric: &str) -> anyhow::Result<Option<Pn
             .y_labels(6)
             .y_label_formatter(&|v| tick(*v))
             .light_line_style(RGBColor(240, 240, 240))
-            .bold_line_style(RGBColor(215, 215, 215))
+            .bold_line_style(RGBColor(215, 215, 215).stroke_width(px(1)))
+            .axis_style(BLACK.stroke_width(px(1)))
             .draw()
             .map_err(plot_err)?;
         let mut keys = Vec::new();
@@ -80,7 +81,7 @@ pub fn system_bars(systems: &[System], metric: &str) -> anyhow::Result<Option<Pn
         let style = font(14).pos(Pos::new(HPos::Center, VPos::Top));
         for (i, l) in langs.iter().enumerate() {
             let (x, y) = chart.backend_coord(&(i as f64 + 0.5, 0.0));
-            plot.draw(&Text::new(l.clone(), (x, y + 7), style.clone()))
+            plot.draw(&Text::new(l.clone(), (x, y + px(7)), style.clone()))
                 .map_err(plot_err)?;
         }
         draw_legend(&legend, "system", &keys)

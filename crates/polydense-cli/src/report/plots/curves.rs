@@ -5,7 +5,7 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{colour, draw_legend, font, padded, plot_err, render, tick, with_legend, Key, Png};
+use super::{colour, draw_legend, font, padded, plot_err, px, render, tick, with_legend, Key, Png};
 use crate::report::inputs::{ClusterRun, DevEval};
 use polydense_train::StepRecord;
 
@@ -25,9 +25,9 @@ fn frame<'a, 'b>(
 ) -> anyhow::Result<Chart<'a, 'b>> {
     let mut chart = ChartBuilder::on(area)
         .caption(title, font(20))
-        .margin(12)
-        .x_label_area_size(48)
-        .y_label_area_size(78)
+        .margin(px(12))
+        .x_label_area_size(px(48))
+        .y_label_area_size(px(78))
         .build_cartesian_2d(x, y)
         .map_err(plot_err)?;
     chart
@@ -41,7 +41,8 @@ fn frame<'a, 'b>(
         .x_label_formatter(&|v| tick(v.round()))
         .y_label_formatter(&|v| tick(*v))
         .light_line_style(RGBColor(235, 235, 235))
-        .bold_line_style(RGBColor(210, 210, 210))
+        .bold_line_style(RGBColor(210, 210, 210).stroke_width(px(1)))
+        .axis_style(BLACK.stroke_width(px(1)))
         .draw()
         .map_err(plot_err)?;
     Ok(chart)
@@ -77,7 +78,13 @@ pub fn training_loss(steps: &[StepRecord], clusters: &[ClusterRun]) -> anyhow::R
     let smooth = moving_average(&loss, w);
     let lo = loss.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = loss.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let x = step_range(steps[0].step, steps[steps.len() - 1].step);
+    // The axis also spans clustering runs before the first logged step (the initial one
+    // runs at step 0), so every run gets its line.
+    let first = clusters
+        .iter()
+        .map(|c| c.step)
+        .fold(steps[0].step, u64::min);
+    let x = step_range(first, steps[steps.len() - 1].step);
     let y = padded(lo, hi);
     let bytes = render(W, H, |root| {
         let (plot, legend) = with_legend(root);
@@ -94,7 +101,7 @@ pub fn training_loss(steps: &[StepRecord], clusters: &[ClusterRun]) -> anyhow::R
             chart
                 .draw_series(LineSeries::new(
                     steps.iter().map(|s| (s.step as f64, s.loss)),
-                    raw.stroke_width(1),
+                    raw.stroke_width(px(1)),
                 ))
                 .map_err(plot_err)?;
             keys.push(("loss per batch".to_string(), Key::Line(raw, 2, false)));
@@ -103,7 +110,7 @@ pub fn training_loss(steps: &[StepRecord], clusters: &[ClusterRun]) -> anyhow::R
         chart
             .draw_series(LineSeries::new(
                 steps.iter().zip(&smooth).map(|(s, &m)| (s.step as f64, m)),
-                main.stroke_width(2),
+                main.stroke_width(px(2)),
             ))
             .map_err(plot_err)?;
         keys.push((
@@ -123,9 +130,9 @@ pub fn training_loss(steps: &[StepRecord], clusters: &[ClusterRun]) -> anyhow::R
             chart
                 .draw_series(DashedLineSeries::new(
                     [(*s, y.start), (*s, y.end)],
-                    6,
-                    5,
-                    refresh.stroke_width(2),
+                    px(6),
+                    px(5),
+                    refresh.stroke_width(px(2)),
                 ))
                 .map_err(plot_err)?;
         }
@@ -162,7 +169,7 @@ pub fn learning_rate(steps: &[StepRecord]) -> anyhow::Result<Png> {
         chart
             .draw_series(LineSeries::new(
                 steps.iter().map(|s| (s.step as f64, s.lr)),
-                colour(0).stroke_width(2),
+                colour(0).stroke_width(px(2)),
             ))
             .map_err(plot_err)?;
         draw_legend(
@@ -211,10 +218,10 @@ pub fn dev_metric(dev: &[DevEval], metric: &str) -> anyhow::Result<Png> {
                 .filter_map(|d| Some((d.step as f64, d.report.per_lang.get(*lang)?.get(metric)?)))
                 .collect();
             chart
-                .draw_series(LineSeries::new(pts.clone(), c.mix(0.8).stroke_width(1)))
+                .draw_series(LineSeries::new(pts.clone(), c.mix(0.8).stroke_width(px(1))))
                 .map_err(plot_err)?;
             chart
-                .draw_series(pts.iter().map(|&p| Circle::new(p, 2, c.filled())))
+                .draw_series(pts.iter().map(|&p| Circle::new(p, px(2), c.filled())))
                 .map_err(plot_err)?;
             keys.push((lang.to_string(), Key::Line(c, 2, false)));
         }
@@ -223,10 +230,10 @@ pub fn dev_metric(dev: &[DevEval], metric: &str) -> anyhow::Result<Png> {
             .filter_map(|d| Some((d.step as f64, d.report.overall.get(metric)?)))
             .collect();
         chart
-            .draw_series(LineSeries::new(all.clone(), BLACK.stroke_width(3)))
+            .draw_series(LineSeries::new(all.clone(), BLACK.stroke_width(px(3))))
             .map_err(plot_err)?;
         chart
-            .draw_series(all.iter().map(|&p| Circle::new(p, 4, BLACK.filled())))
+            .draw_series(all.iter().map(|&p| Circle::new(p, px(4), BLACK.filled())))
             .map_err(plot_err)?;
         keys.insert(0, ("all languages".into(), Key::Line(BLACK, 3, false)));
         draw_legend(&legend, "", &keys)
@@ -263,10 +270,13 @@ pub fn cluster_k(clusters: &[ClusterRun], last_step: u64) -> anyhow::Result<Png>
             "clusters k",
         )?;
         chart
-            .draw_series(LineSeries::new(stairs, colour(0).stroke_width(2)))
+            .draw_series(LineSeries::new(stairs, colour(0).stroke_width(px(2))))
             .map_err(plot_err)?;
         chart
-            .draw_series(runs.iter().map(|&p| Circle::new(p, 4, colour(1).filled())))
+            .draw_series(
+                runs.iter()
+                    .map(|&p| Circle::new(p, px(4), colour(1).filled())),
+            )
             .map_err(plot_err)?;
         draw_legend(
             &legend,

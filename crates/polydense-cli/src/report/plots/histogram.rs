@@ -3,7 +3,7 @@
 
 use plotters::prelude::*;
 
-use super::{colour, draw_legend, font, plot_err, render, tick, tint, with_legend, Key, Png};
+use super::{colour, draw_legend, font, plot_err, px, render, tick, tint, with_legend, Key, Png};
 use polydense_mine::Histogram;
 
 /// Share of the histogram's values in each bin, in percent.
@@ -57,9 +57,9 @@ pub fn negative_scores(
         let (plot, legend) = with_legend(root);
         let mut chart = ChartBuilder::on(&plot)
             .caption(format!("Scores of mined negatives ({source})"), font(20))
-            .margin(12)
-            .x_label_area_size(48)
-            .y_label_area_size(70)
+            .margin(px(12))
+            .x_label_area_size(px(48))
+            .y_label_area_size(px(70))
             .build_cartesian_2d(lo..hi, 0.0..top)
             .map_err(plot_err)?;
         chart
@@ -74,7 +74,8 @@ pub fn negative_scores(
             .x_label_formatter(&|v| tick(*v))
             .y_label_formatter(&|v| tick(*v))
             .light_line_style(RGBColor(240, 240, 240))
-            .bold_line_style(RGBColor(215, 215, 215))
+            .bold_line_style(RGBColor(215, 215, 215).stroke_width(px(1)))
+            .axis_style(BLACK.stroke_width(px(1)))
             .draw()
             .map_err(plot_err)?;
         let mut keys = Vec::new();
@@ -85,7 +86,10 @@ pub fn negative_scores(
             chart.draw_series(bars).map_err(plot_err)?;
             // Outlines keep each set's shape readable where the two overlap.
             let outline = h.edges.windows(2).zip(shares(h)).map(|(e, s)| {
-                Rectangle::new([(e[0] as f64, 0.0), (e[1] as f64, s)], c.stroke_width(1))
+                Rectangle::new(
+                    [(e[0] as f64, 0.0), (e[1] as f64, s)],
+                    c.stroke_width(px(1)),
+                )
             });
             chart.draw_series(outline).map_err(plot_err)?;
             keys.push((label.clone(), Key::Box(tint(*c, 0.45))));

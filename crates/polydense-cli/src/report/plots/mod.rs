@@ -74,25 +74,57 @@ pub fn register_font() -> anyhow::Result<()> {
     r.as_ref().map(|_| ()).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-/// Text style of the given size in the registered font.
-fn font(size: u32) -> TextStyle<'static> {
-    (FAMILY, size).into_font().color(&BLACK)
+/// Charts are drawn at this multiple of their size, then averaged down: lines and text come
+/// out anti-aliased, and plotters' ab_glyph text (which drops each glyph's left side bearing
+/// and rounds its advance to whole pixels, so "cl" can read as "d") errs by half as much.
+const SUPERSAMPLE: u32 = 2;
+
+/// A length in chart pixels as drawn (before averaging down).
+fn px<T: From<u8> + std::ops::Mul<Output = T>>(v: T) -> T {
+    v * T::from(SUPERSAMPLE as u8)
 }
 
-/// Draws a chart of `w`×`h` pixels with `draw` and encodes it as PNG.
+/// Text style of the given size (in output pixels) in the registered font.
+fn font(size: u32) -> TextStyle<'static> {
+    (FAMILY, px(size)).into_font().color(&BLACK)
+}
+
+/// Averages each `f`×`f` block of an RGB image of `w`×`h` output pixels.
+fn downsample(rgb: &[u8], w: u32, h: u32, f: u32) -> Vec<u8> {
+    let (w, h, f) = (w as usize, h as usize, f as usize);
+    let big_w = w * f;
+    let mut out = vec![0u8; w * h * 3];
+    for y in 0..h {
+        for x in 0..w {
+            for c in 0..3 {
+                let mut sum = 0u32;
+                for dy in 0..f {
+                    for dx in 0..f {
+                        sum += rgb[((y * f + dy) * big_w + x * f + dx) * 3 + c] as u32;
+                    }
+                }
+                out[(y * w + x) * 3 + c] = ((sum + (f * f / 2) as u32) / (f * f) as u32) as u8;
+            }
+        }
+    }
+    out
+}
+
+/// Draws a chart of `w`×`h` output pixels with `draw` and encodes it as PNG.
 fn render(
     w: u32,
     h: u32,
     draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> anyhow::Result<()>,
 ) -> anyhow::Result<Vec<u8>> {
     register_font()?;
-    let mut rgb = vec![255u8; (w * h * 3) as usize];
+    let mut big = vec![255u8; (px(w) * px(h) * 3) as usize];
     {
-        let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+        let root = BitMapBackend::with_buffer(&mut big, (px(w), px(h))).into_drawing_area();
         root.fill(&WHITE).map_err(plot_err)?;
         draw(&root)?;
         root.present().map_err(plot_err)?;
     }
+    let rgb = downsample(&big, w, h, SUPERSAMPLE);
     let mut out = Vec::new();
     let mut enc = png::Encoder::new(&mut out, w, h);
     enc.set_color(png::ColorType::Rgb);
@@ -158,14 +190,14 @@ enum Key {
 const LEGEND_W: u32 = 190;
 
 /// Splits a chart area into the plotting part and a legend panel at its right.
-fn with_legend<'a, 'b>(
-    root: &'a DrawingArea<BitMapBackend<'b>, Shift>,
+fn with_legend<'b>(
+    root: &DrawingArea<BitMapBackend<'b>, Shift>,
 ) -> (
     DrawingArea<BitMapBackend<'b>, Shift>,
     DrawingArea<BitMapBackend<'b>, Shift>,
 ) {
     let w = root.dim_in_pixel().0;
-    root.split_horizontally(w.saturating_sub(LEGEND_W))
+    root.split_horizontally(w.saturating_sub(px(LEGEND_W)))
 }
 
 /// Draws the legend entries top-down in `area`, starting level with the plot's top; long
@@ -175,38 +207,37 @@ fn draw_legend(
     title: &str,
     entries: &[(String, Key)],
 ) -> anyhow::Result<()> {
-    let mut y = 52;
-    let x = 8;
+    let mut y = px(52);
+    let x = px(8);
     if !title.is_empty() {
         area.draw(&Text::new(title.to_string(), (x, y), font(15)))
             .map_err(plot_err)?;
-        y += 24;
+        y += px(24);
     }
     let max_chars = 20;
     for (label, key) in entries {
-        let cy = y + 8;
+        let cy = y + px(8);
         match *key {
             Key::Line(c, width, dashed) => {
-                let style = c.stroke_width(width);
+                let style = c.stroke_width(px(width));
                 if dashed {
-                    for s in [x, x + 10, x + 20] {
-                        area.draw(&PathElement::new(vec![(s, cy), (s + 6, cy)], style))
+                    for s in [0, 10, 20] {
+                        let (a, b) = (x + px(s), x + px(s + 6));
+                        area.draw(&PathElement::new(vec![(a, cy), (b, cy)], style))
                             .map_err(plot_err)?;
                     }
                 } else {
-                    area.draw(&PathElement::new(vec![(x, cy), (x + 26, cy)], style))
+                    area.draw(&PathElement::new(vec![(x, cy), (x + px(26), cy)], style))
                         .map_err(plot_err)?;
                 }
             }
             Key::Box(c) => {
-                area.draw(&Rectangle::new(
-                    [(x + 3, cy - 7), (x + 23, cy + 7)],
-                    c.filled(),
-                ))
-                .map_err(plot_err)?;
+                let corners = [(x + px(3), cy - px(7)), (x + px(23), cy + px(7))];
+                area.draw(&Rectangle::new(corners, c.filled()))
+                    .map_err(plot_err)?;
             }
             Key::Dot(c) => {
-                area.draw(&Circle::new((x + 13, cy), 5, c.filled()))
+                area.draw(&Circle::new((x + px(13), cy), px(5), c.filled()))
                     .map_err(plot_err)?;
             }
         }
@@ -215,9 +246,9 @@ fn draw_legend(
             false => label.clone(),
         };
         let style = font(14).pos(Pos::new(HPos::Left, VPos::Center));
-        area.draw(&Text::new(text, (x + 34, cy), style))
+        area.draw(&Text::new(text, (x + px(34), cy), style))
             .map_err(plot_err)?;
-        y += 22;
+        y += px(22);
     }
     Ok(())
 }
@@ -236,7 +267,8 @@ fn padded(lo: f64, hi: f64) -> std::ops::Range<f64> {
 /// A number for an axis tick: plain when readable, scientific when tiny or huge.
 fn tick(v: f64) -> String {
     let a = v.abs();
-    if a == 0.0 {
+    // Below 1e-12 is rounding noise of a tick meant to be zero (e.g. -5.6e-17).
+    if a < 1e-12 {
         "0".into()
     } else if !(1e-3..1e6).contains(&a) {
         format!("{v:.1e}")
@@ -255,10 +287,25 @@ mod tests {
     #[test]
     fn ticks_are_short() {
         assert_eq!(tick(0.0), "0");
+        assert_eq!(tick(-5.6e-17), "0");
         assert_eq!(tick(0.25), "0.25");
         assert_eq!(tick(1500.0), "1500");
         assert_eq!(tick(2e-5), "2.0e-5");
         assert_eq!(tick(3.0), "3");
+    }
+
+    #[test]
+    fn downsampling_averages_blocks() {
+        // 2×1 output from a 4×2 image: left block all 0 and 255 mixed, right block all 100.
+        let mut big = vec![100u8; 4 * 2 * 3];
+        for (i, v) in [0u8, 255, 0, 255].iter().enumerate() {
+            let (x, y) = (i % 2, i / 2);
+            big[(y * 4 + x) * 3..(y * 4 + x) * 3 + 3].fill(*v);
+        }
+        assert_eq!(
+            downsample(&big, 2, 1, 2),
+            vec![128, 128, 128, 100, 100, 100]
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use plotters::prelude::*;
 
-use super::{colour, draw_legend, font, padded, plot_err, render, tick, with_legend, Key, Png};
+use super::{colour, draw_legend, font, padded, plot_err, px, render, tick, with_legend, Key, Png};
 use crate::report::inputs::{ProjPoint, Projection};
 
 const W: u32 = 760;
@@ -27,7 +27,11 @@ fn scatter(
     let (x0, x1) = fold(|q| q.x);
     let (y0, y1) = fold(|q| q.y);
     // Small points for big projections, so dense regions still show their mix.
-    let radius = if p.points.len() > 3000 { 2 } else { 3 };
+    let radius = match p.points.len() {
+        0..=800 => 4,
+        801..=3000 => 3,
+        _ => 2,
+    };
     render(W, H, |root| {
         let (plot, panel) = match legend {
             Some(_) => {
@@ -38,9 +42,9 @@ fn scatter(
         };
         let mut chart = ChartBuilder::on(&plot)
             .caption(title, font(19))
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(64)
+            .margin(px(12))
+            .x_label_area_size(px(44))
+            .y_label_area_size(px(64))
             .build_cartesian_2d(padded(x0, x1), padded(y0, y1))
             .map_err(plot_err)?;
         chart
@@ -54,15 +58,14 @@ fn scatter(
             .x_label_formatter(&|v| tick(*v))
             .y_label_formatter(&|v| tick(*v))
             .light_line_style(RGBColor(240, 240, 240))
-            .bold_line_style(RGBColor(220, 220, 220))
+            .bold_line_style(RGBColor(220, 220, 220).stroke_width(px(1)))
+            .axis_style(BLACK.stroke_width(px(1)))
             .draw()
             .map_err(plot_err)?;
         chart
-            .draw_series(
-                p.points.iter().enumerate().map(|(i, q)| {
-                    Circle::new((q.x, q.y), radius, colour(class(i)).mix(0.7).filled())
-                }),
-            )
+            .draw_series(p.points.iter().enumerate().map(|(i, q)| {
+                Circle::new((q.x, q.y), px(radius), colour(class(i)).mix(0.7).filled())
+            }))
             .map_err(plot_err)?;
         if let (Some(panel), Some((title, names))) = (panel, &legend) {
             let keys: Vec<(String, Key)> = names
