@@ -247,7 +247,8 @@ fn read_system(path: &Path) -> anyhow::Result<EvalReport> {
     struct Summary {
         report: EvalReport,
     }
-    let text = read_text(path)?.expect("listed file exists");
+    let text = read_text(path)?
+        .ok_or_else(|| anyhow::anyhow!("{}: removed while being read", path.display()))?;
     // Shape first, then the text again into the struct: a `Value` would sort the metrics.
     let v: Value = serde_json::from_str(&text)
         .map_err(|e| invalid(path, format!("not JSON: {e}")).at_line(e.line()))?;
