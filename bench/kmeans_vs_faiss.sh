@@ -25,7 +25,7 @@ if [ -z "${KMEANS_BIN:-}" ]; then
   cargo build --release -q -p polydense-index --example kmeans
   KMEANS_BIN="${CARGO_TARGET_DIR:-$root/target}/release/examples/kmeans"
 fi
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+echo "machine: $(nproc --all) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "threads: RAYON_NUM_THREADS=$RAYON_NUM_THREADS OMP_NUM_THREADS=$OMP_NUM_THREADS; iterations $ITERS; best of $REPEATS"
 
 # One case: polydense on INPUT, then faiss on the same rows, then the comparison.
