@@ -314,3 +314,27 @@ fn pca_of_a_plane_in_ten_dimensions_explains_all_variance() {
         / n as f64;
     assert!((spread - pca.total_variance).abs() < 1e-4 * pca.total_variance);
 }
+
+#[test]
+fn k_of_one_is_the_mean_of_all_rows() {
+    let dim = 3;
+    let data = uniform(500, dim, 13);
+    let fit = kmeans(
+        &data,
+        dim,
+        &KMeansConfig {
+            tol: 0.0,
+            ..config(1, 0)
+        },
+    )
+    .unwrap();
+    for (c, col) in fit.centroids.iter().zip(0..dim) {
+        let mean: f64 = data.chunks(dim).map(|r| r[col] as f64).sum::<f64>() / 500.0;
+        assert!(
+            (*c as f64 - mean).abs() < 1e-6,
+            "column {col}: {c} vs {mean}"
+        );
+    }
+    assert!(fit.assignments.iter().all(|&a| a == 0));
+    assert_eq!(fit.iterations, 20);
+}
