@@ -38,7 +38,11 @@ fn frame<'a, 'b>(
         .label_style(font(13))
         .x_labels(8)
         .y_labels(7)
-        .x_label_formatter(&|v| tick(v.round()))
+        // Steps are whole: a short run's axis would otherwise label 39.5 as a second "40".
+        .x_label_formatter(&|v| match (v - v.round()).abs() < 1e-6 {
+            true => tick(*v),
+            false => String::new(),
+        })
         .y_label_formatter(&|v| tick(*v))
         .light_line_style(RGBColor(235, 235, 235))
         .bold_line_style(RGBColor(210, 210, 210).stroke_width(px(1)))
