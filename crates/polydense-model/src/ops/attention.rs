@@ -20,7 +20,7 @@ use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
 use super::softmax::{softmax_composed, softmax_row, softmax_row_backward};
-use super::{Kernels, Real};
+use super::{wide, Kernels, Real};
 
 /// The shape of one attention call: `batch` sequences of `seq` tokens, and their valid lengths.
 #[derive(Debug, Clone)]
@@ -135,37 +135,44 @@ unsafe fn probabilities<T: Real>(
     }
 }
 
-pub(crate) fn forward<T: Real>(qkv: &[T], sh: &AttentionShape) -> Vec<T> {
+fn forward<T: Real>(qkv: &[T], sh: &AttentionShape) -> Vec<T> {
+    let mut out = vec![T::ZERO; qkv.len() / 3];
+    forward_into(qkv, sh, &mut out);
+    out
+}
+
+/// The forward kernel, writing every entry of `out` (`[batch·seq, hidden]`).
+pub(crate) fn forward_into<T: Real>(qkv: &[T], sh: &AttentionShape, out: &mut [T]) {
     let (s, nh) = (sh.seq, sh.heads);
     let hidden = qkv.len() / (sh.batch * s * 3);
     let d = hidden / nh;
-    let mut out = vec![T::ZERO; sh.batch * s * hidden];
     out.par_chunks_mut(s * hidden)
         .zip(qkv.par_chunks(s * 3 * hidden))
         .zip(sh.lengths.par_iter())
         .for_each(|((o, x), &len)| {
-            let len = len.clamp(1, s);
-            let mut p = vec![T::ZERO; s * len];
-            for h in 0..nh {
-                // SAFETY: every block lies inside `x` (s rows of 3·hidden) or `o` (s rows of
-                // hidden), since h·d + d ≤ hidden and len ≤ s.
-                unsafe {
-                    probabilities(x, s, len, hidden, h * d, d, &mut p);
-                    let v = x.as_ptr().add(2 * hidden + h * d);
-                    matmul(
-                        (s, d, len),
-                        o.as_mut_ptr().add(h * d),
-                        hidden,
-                        p.as_ptr(),
-                        (len, 1),
-                        v,
-                        (3 * hidden, 1),
-                        T::ONE,
-                    );
+            wide(|| {
+                let len = len.clamp(1, s);
+                let mut p = vec![T::ZERO; s * len];
+                for h in 0..nh {
+                    // SAFETY: every block lies inside `x` (s rows of 3·hidden) or `o` (s rows of
+                    // hidden), since h·d + d ≤ hidden and len ≤ s.
+                    unsafe {
+                        probabilities(x, s, len, hidden, h * d, d, &mut p);
+                        let v = x.as_ptr().add(2 * hidden + h * d);
+                        matmul(
+                            (s, d, len),
+                            o.as_mut_ptr().add(h * d),
+                            hidden,
+                            p.as_ptr(),
+                            (len, 1),
+                            v,
+                            (3 * hidden, 1),
+                            T::ONE,
+                        );
+                    }
                 }
-            }
+            })
         });
-    out
 }
 
 impl CustomOp1 for Attention {
@@ -204,81 +211,92 @@ struct AttentionBackward {
     shape: AttentionShape,
 }
 
-pub(crate) fn backward<T: Real>(qkv: &[T], dout: &[T], sh: &AttentionShape) -> Vec<T> {
+fn backward<T: Real>(qkv: &[T], dout: &[T], sh: &AttentionShape) -> Vec<T> {
+    let mut dqkv = vec![T::ZERO; qkv.len()];
+    backward_into(qkv, dout, sh, &mut dqkv);
+    dqkv
+}
+
+/// The backward kernel, writing every entry of `dqkv` (laid out like `qkv`).
+pub(crate) fn backward_into<T: Real>(qkv: &[T], dout: &[T], sh: &AttentionShape, dqkv: &mut [T]) {
     let (s, nh) = (sh.seq, sh.heads);
     let hidden = qkv.len() / (sh.batch * s * 3);
     let (d, w) = (hidden / nh, 3 * hidden);
     let scale = T::from_f64(1.0 / (d as f64).sqrt());
-    let mut dqkv = vec![T::ZERO; qkv.len()];
     dqkv.par_chunks_mut(s * w)
         .zip(qkv.par_chunks(s * w))
         .zip(dout.par_chunks(s * hidden))
         .zip(sh.lengths.par_iter())
         .for_each(|(((dx, x), dy), &len)| {
-            let len = len.clamp(1, s);
-            let mut p = vec![T::ZERO; s * len];
-            let mut dp = vec![T::ZERO; s * len];
-            for h in 0..nh {
-                let c = h * d;
-                // SAFETY: as in the forward pass, every block lies inside its slice.
-                unsafe {
-                    probabilities(x, s, len, hidden, c, d, &mut p);
-                    let (q, k, v) = (
-                        x.as_ptr().add(c),
-                        x.as_ptr().add(hidden + c),
-                        x.as_ptr().add(2 * hidden + c),
-                    );
-                    let dyh = dy.as_ptr().add(c);
-                    // dV = Pᵀ dO
-                    matmul(
-                        (len, d, s),
-                        dx.as_mut_ptr().add(2 * hidden + c),
-                        w,
-                        p.as_ptr(),
-                        (1, len),
-                        dyh,
-                        (hidden, 1),
-                        T::ONE,
-                    );
-                    // dP = dO Vᵀ, then dS = softmax backward
-                    matmul(
-                        (s, len, d),
-                        dp.as_mut_ptr(),
-                        len,
-                        dyh,
-                        (hidden, 1),
-                        v,
-                        (1, w),
-                        T::ONE,
-                    );
-                    for (pr, dr) in p.chunks_exact(len).zip(dp.chunks_exact_mut(len)) {
-                        softmax_row_backward(pr, dr);
-                    }
-                    // dQ = scale · dS K ; dK = scale · dSᵀ Q
-                    matmul(
-                        (s, d, len),
-                        dx.as_mut_ptr().add(c),
-                        w,
-                        dp.as_ptr(),
-                        (len, 1),
-                        k,
-                        (w, 1),
-                        scale,
-                    );
-                    matmul(
-                        (len, d, s),
-                        dx.as_mut_ptr().add(hidden + c),
-                        w,
-                        dp.as_ptr(),
-                        (1, len),
-                        q,
-                        (w, 1),
-                        scale,
-                    );
+            wide(|| {
+                let len = len.clamp(1, s);
+                // Padded keys get no gradient; the matmuls below write only the valid rows.
+                for row in dx.chunks_exact_mut(w).skip(len) {
+                    row[hidden..].fill(T::ZERO);
                 }
-            }
+                let mut p = vec![T::ZERO; s * len];
+                let mut dp = vec![T::ZERO; s * len];
+                for h in 0..nh {
+                    let c = h * d;
+                    // SAFETY: as in the forward pass, every block lies inside its slice.
+                    unsafe {
+                        probabilities(x, s, len, hidden, c, d, &mut p);
+                        let (q, k, v) = (
+                            x.as_ptr().add(c),
+                            x.as_ptr().add(hidden + c),
+                            x.as_ptr().add(2 * hidden + c),
+                        );
+                        let dyh = dy.as_ptr().add(c);
+                        // dV = Pᵀ dO
+                        matmul(
+                            (len, d, s),
+                            dx.as_mut_ptr().add(2 * hidden + c),
+                            w,
+                            p.as_ptr(),
+                            (1, len),
+                            dyh,
+                            (hidden, 1),
+                            T::ONE,
+                        );
+                        // dP = dO Vᵀ, then dS = softmax backward
+                        matmul(
+                            (s, len, d),
+                            dp.as_mut_ptr(),
+                            len,
+                            dyh,
+                            (hidden, 1),
+                            v,
+                            (1, w),
+                            T::ONE,
+                        );
+                        for (pr, dr) in p.chunks_exact(len).zip(dp.chunks_exact_mut(len)) {
+                            softmax_row_backward(pr, dr);
+                        }
+                        // dQ = scale · dS K ; dK = scale · dSᵀ Q
+                        matmul(
+                            (s, d, len),
+                            dx.as_mut_ptr().add(c),
+                            w,
+                            dp.as_ptr(),
+                            (len, 1),
+                            k,
+                            (w, 1),
+                            scale,
+                        );
+                        matmul(
+                            (len, d, s),
+                            dx.as_mut_ptr().add(hidden + c),
+                            w,
+                            dp.as_ptr(),
+                            (1, len),
+                            q,
+                            (w, 1),
+                            scale,
+                        );
+                    }
+                }
+            })
         });
-    dqkv
 }
 
 impl CustomOp2 for AttentionBackward {

@@ -39,7 +39,7 @@ pub fn bias_gelu_composed(x: &Tensor, bias: &Tensor, act: Activation) -> Result<
 const TANH_C: f64 = 0.044715;
 
 /// GELU and its derivative at `u`.
-#[inline]
+#[inline(always)]
 pub(crate) fn gelu_and_grad<T: Real>(u: T, act: Activation) -> (T, T) {
     let half = T::from_f64(0.5);
     match act {

@@ -23,7 +23,8 @@ use super::attention::{self, AttentionShape};
 use super::gelu::gelu_and_grad;
 use super::layer_norm;
 use super::linear::{grad_input, grad_weight, linear_acc};
-use super::{rows_per_task, Real};
+use super::scratch::{Buf, Pooled};
+use super::{rows_per_task, wide, Real};
 use crate::config::Activation;
 
 /// The sizes and constants of one post-LN layer.
@@ -122,17 +123,17 @@ struct DenseLayer {
 }
 
 /// What the backward pass needs from the forward pass, besides the op's inputs.
-struct Acts<T> {
+struct Acts<T: Pooled> {
     /// The projected `[n, 3h]` queries, keys and values (with bias).
-    qkv: Vec<T>,
+    qkv: Buf<T>,
     /// The attention context `[n, h]`.
-    ctx: Vec<T>,
+    ctx: Buf<T>,
     /// The input of the first norm, `x + ctx·Woᵀ + bo`.
-    a: Vec<T>,
+    a: Buf<T>,
     /// The input of the activation, `[n, i]`.
-    u: Vec<T>,
+    u: Buf<T>,
     /// The input of the second norm.
-    f: Vec<T>,
+    f: Buf<T>,
 }
 
 enum Saved {
@@ -141,7 +142,7 @@ enum Saved {
 }
 
 /// The float types the layer runs in, with their CPU storage and saved activations.
-trait Elem: Real + candle_core::WithDType {
+trait Elem: Real + Pooled + candle_core::WithDType {
     fn host(s: &CpuStorage) -> Option<&[Self]>;
     fn save(a: Acts<Self>) -> Saved;
     fn take(s: Saved) -> Option<Acts<Self>>;
@@ -183,12 +184,12 @@ impl Elem for f64 {
     }
 }
 
-/// `rows` copies of `bias`, plus `base` row by row when given: a matmul output pre-filled with
-/// its bias (and residual), so the matmul accumulates into it and no add pass follows.
-fn prefill<T: Real>(rows: usize, bias: &[T], base: Option<&[T]>) -> Vec<T> {
+/// Rows of `bias`, plus `base` row by row when given, written over `out`: a matmul output
+/// pre-filled with its bias (and residual), so the matmul accumulates into it and no add
+/// pass follows.
+fn prefill<T: Real>(out: &mut [T], bias: &[T], base: Option<&[T]>) {
     let w = bias.len();
-    let mut out = vec![T::ZERO; rows * w];
-    let chunk = rows_per_task(rows, w) * w;
+    let chunk = rows_per_task(out.len() / w, w) * w;
     out.par_chunks_mut(chunk).enumerate().for_each(|(c, oc)| {
         for (r, row) in oc.chunks_exact_mut(w).enumerate() {
             match base {
@@ -202,7 +203,6 @@ fn prefill<T: Real>(rows: usize, bias: &[T], base: Option<&[T]>) -> Vec<T> {
             }
         }
     });
-    out
 }
 
 /// Σ over rows of a `[rows, w]` matrix.
@@ -229,105 +229,112 @@ fn col_sums<T: Real>(x: &[T], w: usize) -> Vec<T> {
         )
 }
 
-/// `act(u)` elementwise.
-fn activate<T: Real>(u: &[T], act: Activation) -> Vec<T> {
-    let mut g = vec![T::ZERO; u.len()];
-    g.par_chunks_mut(16 * 1024)
-        .zip(u.par_chunks(16 * 1024))
-        .for_each(|(gc, uc)| {
-            for (g, &u) in gc.iter_mut().zip(uc) {
-                *g = gelu_and_grad(u, act).0;
-            }
-        });
-    g
+/// `g = act(u)` elementwise.
+fn activate<T: Real>(u: &[T], act: Activation, g: &mut [T]) {
+    // One loop per activation, so each is branch-free and vectorises.
+    fn run<T: Real>(u: &[T], g: &mut [T], f: impl Fn(T) -> T + Sync) {
+        g.par_chunks_mut(16 * 1024)
+            .zip(u.par_chunks(16 * 1024))
+            .for_each(|(gc, uc)| {
+                wide(|| {
+                    for (g, &u) in gc.iter_mut().zip(uc) {
+                        *g = f(u);
+                    }
+                })
+            });
+    }
+    match act {
+        Activation::GeluErf => run(u, g, |u| gelu_and_grad(u, Activation::GeluErf).0),
+        Activation::GeluTanh => run(u, g, |u| gelu_and_grad(u, Activation::GeluTanh).0),
+    }
 }
 
 /// In place: `dg` (rows of width `w`) becomes `dg ⊙ act'(u)`; returns its column sums (the
 /// gradient of the bias inside `u`).
 fn activation_backward<T: Real>(u: &[T], dg: &mut [T], w: usize, act: Activation) -> Vec<T> {
-    let chunk = rows_per_task(u.len() / w, w) * w;
-    dg.par_chunks_mut(chunk)
-        .zip(u.par_chunks(chunk))
-        .map(|(dc, uc)| {
-            let mut s = vec![T::ZERO; w];
-            for (dr, ur) in dc.chunks_exact_mut(w).zip(uc.chunks_exact(w)) {
-                for j in 0..w {
-                    dr[j] = dr[j] * gelu_and_grad(ur[j], act).1;
-                    s[j] += dr[j];
-                }
-            }
-            s
-        })
-        .reduce(
-            || vec![T::ZERO; w],
-            |mut a, b| {
-                for j in 0..w {
-                    a[j] += b[j];
-                }
-                a
-            },
-        )
+    fn run<T: Real>(u: &[T], dg: &mut [T], w: usize, f: impl Fn(T) -> T + Sync) -> Vec<T> {
+        let chunk = rows_per_task(u.len() / w, w) * w;
+        dg.par_chunks_mut(chunk)
+            .zip(u.par_chunks(chunk))
+            .map(|(dc, uc)| {
+                wide(|| {
+                    let mut s = vec![T::ZERO; w];
+                    for (dr, ur) in dc.chunks_exact_mut(w).zip(uc.chunks_exact(w)) {
+                        for ((d, &u), s) in dr.iter_mut().zip(ur).zip(s.iter_mut()) {
+                            *d = *d * f(u);
+                            *s += *d;
+                        }
+                    }
+                    s
+                })
+            })
+            .reduce(
+                || vec![T::ZERO; w],
+                |mut a, b| {
+                    for j in 0..w {
+                        a[j] += b[j];
+                    }
+                    a
+                },
+            )
+    }
+    match act {
+        Activation::GeluErf => run(u, dg, w, |u| gelu_and_grad(u, Activation::GeluErf).1),
+        Activation::GeluTanh => run(u, dg, w, |u| gelu_and_grad(u, Activation::GeluTanh).1),
+    }
 }
 
 impl DenseLayer {
-    fn forward<T: Real>(&self, x: &[T], p: &[T]) -> (Vec<T>, Acts<T>) {
+    fn forward<T: Elem>(&self, x: &[T], p: &[T]) -> (Vec<T>, Acts<T>) {
         let (h, i, o) = (self.spec.hidden, self.spec.intermediate, &self.offsets);
         let (eps, act) = (self.spec.eps, self.spec.act);
         let n = x.len() / h;
-        let mut qkv = prefill(n, &p[o.qkv_b.clone()], None);
+        let mut qkv = Buf::uninit(n * 3 * h);
+        prefill(&mut qkv, &p[o.qkv_b.clone()], None);
         linear_acc(x, &p[o.qkv_w.clone()], h, 3 * h, &mut qkv);
-        let ctx = attention::forward(&qkv, &self.spec.shape);
-        let mut a = prefill(n, &p[o.out_b.clone()], Some(x));
+        let mut ctx = Buf::uninit(n * h);
+        attention::forward_into(&qkv, &self.spec.shape, &mut ctx);
+        let mut a = Buf::uninit(n * h);
+        prefill(&mut a, &p[o.out_b.clone()], Some(x));
         linear_acc(&ctx, &p[o.out_w.clone()], h, h, &mut a);
-        let mut h1 = vec![T::ZERO; n * h];
-        layer_norm::forward_into(
-            &a,
-            &p[o.norm1_g.clone()],
-            &p[o.norm1_b.clone()],
-            eps,
-            &mut h1,
-        );
-        let mut u = prefill(n, &p[o.inter_b.clone()], None);
+        let mut h1 = Buf::uninit(n * h);
+        let (g1, b1) = (&p[o.norm1_g.clone()], &p[o.norm1_b.clone()]);
+        layer_norm::forward_into(&a, g1, b1, eps, &mut h1);
+        let mut u = Buf::uninit(n * i);
+        prefill(&mut u, &p[o.inter_b.clone()], None);
         linear_acc(&h1, &p[o.inter_w.clone()], h, i, &mut u);
-        let g = activate(&u, act);
-        let mut f = prefill(n, &p[o.ffn_b.clone()], Some(&h1));
+        let mut g = Buf::uninit(n * i);
+        activate(&u, act, &mut g);
+        let mut f = Buf::uninit(n * h);
+        prefill(&mut f, &p[o.ffn_b.clone()], Some(&h1));
         linear_acc(&g, &p[o.ffn_w.clone()], i, h, &mut f);
         drop((g, h1));
         let mut y = vec![T::ZERO; n * h];
-        layer_norm::forward_into(
-            &f,
-            &p[o.norm2_g.clone()],
-            &p[o.norm2_b.clone()],
-            eps,
-            &mut y,
-        );
+        let (g2, b2) = (&p[o.norm2_g.clone()], &p[o.norm2_b.clone()]);
+        layer_norm::forward_into(&f, g2, b2, eps, &mut y);
         (y, Acts { qkv, ctx, a, u, f })
     }
 
     /// `(dx, dpacked)` from the upstream gradient `dy`.
-    fn backward<T: Real>(&self, x: &[T], p: &[T], dy: &[T], acts: Acts<T>) -> (Vec<T>, Vec<T>) {
+    fn backward<T: Elem>(&self, x: &[T], p: &[T], dy: &[T], acts: Acts<T>) -> (Vec<T>, Vec<T>) {
         let (h, i, o) = (self.spec.hidden, self.spec.intermediate, &self.offsets);
         let (eps, act) = (self.spec.eps, self.spec.act);
         let n = x.len() / h;
         let Acts { qkv, ctx, a, u, f } = acts;
         let mut dp = vec![T::ZERO; p.len()];
         // Second norm; Σ df is the output dense bias's gradient.
-        let mut df = vec![T::ZERO; n * h];
+        let mut df = Buf::uninit(n * h);
         let g2 = layer_norm::backward_into(&f, &p[o.norm2_g.clone()], dy, eps, &mut df);
         drop(f);
         dp[o.norm2_g.clone()].copy_from_slice(&g2.gamma);
         dp[o.norm2_b.clone()].copy_from_slice(&g2.beta);
         dp[o.ffn_b.clone()].copy_from_slice(&g2.dx_sum);
         // Feed-forward, recomputing the first norm's output and the activation.
-        let mut h1 = vec![T::ZERO; n * h];
-        layer_norm::forward_into(
-            &a,
-            &p[o.norm1_g.clone()],
-            &p[o.norm1_b.clone()],
-            eps,
-            &mut h1,
-        );
-        let mut buf = activate(&u, act);
+        let mut h1 = Buf::uninit(n * h);
+        let (g1, b1) = (&p[o.norm1_g.clone()], &p[o.norm1_b.clone()]);
+        layer_norm::forward_into(&a, g1, b1, eps, &mut h1);
+        let mut buf = Buf::uninit(n * i);
+        activate(&u, act, &mut buf);
         grad_weight(&df, &buf, h, i, &mut dp[o.ffn_w.clone()]);
         grad_input(&df, &p[o.ffn_w.clone()], h, i, &mut buf, false);
         let db1 = activation_backward(&u, &mut buf, i, act);
@@ -338,7 +345,8 @@ impl DenseLayer {
         let mut dh1 = df; // the residual path
         grad_input(&buf, &p[o.inter_w.clone()], i, h, &mut dh1, true);
         drop(buf);
-        // First norm; Σ da is the attention output bias's gradient.
+        // First norm; Σ da is the attention output bias's gradient. `da` becomes dx (the
+        // residual path), so it is the one buffer handed over to candle.
         let mut da = vec![T::ZERO; n * h];
         let g1 = layer_norm::backward_into(&a, &p[o.norm1_g.clone()], &dh1, eps, &mut da);
         drop((a, dh1));
@@ -349,11 +357,12 @@ impl DenseLayer {
         grad_weight(&da, &ctx, h, h, &mut dp[o.out_w.clone()]);
         let mut dctx = ctx;
         grad_input(&da, &p[o.out_w.clone()], h, h, &mut dctx, false);
-        let dqkv = attention::backward(&qkv, &dctx, &self.spec.shape);
+        let mut dqkv = Buf::uninit(n * 3 * h);
+        attention::backward_into(&qkv, &dctx, &self.spec.shape, &mut dqkv);
         drop((qkv, dctx));
         dp[o.qkv_b.clone()].copy_from_slice(&col_sums(&dqkv, 3 * h));
         grad_weight(&dqkv, x, 3 * h, h, &mut dp[o.qkv_w.clone()]);
-        let mut dx = da; // the residual path
+        let mut dx = da;
         grad_input(&dqkv, &p[o.qkv_w.clone()], 3 * h, h, &mut dx, true);
         (dx, dp)
     }
