@@ -16,8 +16,9 @@
 # (encode + k-means + drift probes + projection), training wall seconds (clustering included).
 #
 # Usage: bench/ict_ablation.sh [extra `polydense train` flags for every arm...]
-#   full run (6 arms x 36 steps; about 40-50 min on 2 unloaded cores): bench/ict_ablation.sh
-#   smoke run: RUNS=/tmp/ict-smoke EXAMPLES=32 SPLIT=dev bench/ict_ablation.sh --epochs 2 --max-steps 4
+#   full run (6 arms x 36 steps): bench/ict_ablation.sh
+#   smoke run (2 epochs, 4 steps per arm; 38 min on 2 cores shared with compilers):
+#     RUNS=/tmp/ict-smoke EXAMPLES=32 SPLIT=dev bench/ict_ablation.sh --epochs 2 --max-steps 4
 # Env: POLYDENSE (the binary; default: build the release one), RUNS (default runs/),
 #   EXAMPLES (training examples, default 96; the SAC schedule in the configs is scaled to
 #   96), SPLIT (evaluation split, default test), ARMS (default all six).
