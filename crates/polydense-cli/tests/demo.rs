@@ -23,9 +23,7 @@ fn text(o: &Output) -> (String, String) {
 /// Whether e5-small and XQuAD-R are installed; on CI their absence fails the test.
 fn assets_present() -> bool {
     let model = polydense_model_installed("e5-small");
-    let data = polydense_data::paths::data_dir()
-        .map(|d| d.join("xquad-r/en.json").is_file())
-        .unwrap_or(false);
+    let data = polydense_data::paths::data_dir().is_ok_and(|d| d.join("xquad-r/en.json").is_file());
     if model && data {
         return true;
     }
@@ -38,14 +36,12 @@ fn assets_present() -> bool {
 }
 
 fn polydense_model_installed(name: &str) -> bool {
-    polydense_data::paths::polydense_home()
-        .map(|h| {
-            h.join("models")
-                .join(name)
-                .join("model.safetensors")
-                .is_file()
-        })
-        .unwrap_or(false)
+    polydense_data::paths::polydense_home().is_ok_and(|h| {
+        h.join("models")
+            .join(name)
+            .join("model.safetensors")
+            .is_file()
+    })
 }
 
 #[test]
