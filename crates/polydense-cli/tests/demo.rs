@@ -36,12 +36,11 @@ fn assets_present() -> bool {
 }
 
 fn polydense_model_installed(name: &str) -> bool {
-    polydense_data::paths::polydense_home().is_ok_and(|h| {
-        h.join("models")
-            .join(name)
-            .join("model.safetensors")
-            .is_file()
-    })
+    polydense_data::paths::polydense_home()
+        .join("models")
+        .join(name)
+        .join("model.safetensors")
+        .is_file()
 }
 
 #[test]

@@ -145,7 +145,7 @@ impl Ledger {
     pub fn start(&self, name: &str, hash: &str) -> Result<()> {
         fs::create_dir_all(&self.dir)?;
         let _ = fs::remove_file(self.record(name, "done"));
-        write_atomic(&self.record(name, "started"), |w| {
+        write_atomic(self.record(name, "started"), |w| {
             w.write_all(hash.as_bytes())
         })?;
         Ok(())
@@ -153,7 +153,7 @@ impl Ledger {
 
     /// Notes that the stage finished with these inputs.
     pub fn finish(&self, name: &str, hash: &str) -> Result<()> {
-        write_atomic(&self.record(name, "done"), |w| w.write_all(hash.as_bytes()))?;
+        write_atomic(self.record(name, "done"), |w| w.write_all(hash.as_bytes()))?;
         let _ = fs::remove_file(self.record(name, "started"));
         Ok(())
     }
