@@ -15,20 +15,12 @@ use polydense_train::{
     TrainConfig, Trainer,
 };
 
-const WORDS: [&str; 12] = [
-    "river", "stone", "market", "winter", "engine", "garden", "violin", "harbor", "planet",
-    "copper", "forest", "bridge",
-];
+mod common;
+use common::text;
 
 /// `n` examples in four languages; examples i and i + n/2 share their positive passage (two
 /// questions on one paragraph), so a batch could hold a false in-batch negative.
 fn examples(n: usize) -> Vec<TrainExample> {
-    let text = |i: usize, len: usize| -> String {
-        (0..len)
-            .map(|k| WORDS[(i * 7 + k * 5 + i / 3) % WORDS.len()])
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
     let half = n / 2;
     let passage = |i: usize| TrainPassage {
         docid: format!("d{}", i % half),

@@ -16,19 +16,11 @@ use polydense_train::{
     TrainConfig, TrainError, Trainer,
 };
 
-const WORDS: [&str; 12] = [
-    "river", "stone", "market", "winter", "engine", "garden", "violin", "harbor", "planet",
-    "copper", "forest", "bridge",
-];
+mod common;
+use common::text;
 
 /// Examples whose query and positive share words, with two negatives from other examples.
 fn examples(n: usize) -> Vec<TrainExample> {
-    let text = |i: usize, len: usize| -> String {
-        (0..len)
-            .map(|k| WORDS[(i * 7 + k * 5 + i / 3) % WORDS.len()])
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
     let passage = |i: usize| TrainPassage {
         docid: format!("d{i}"),
         title: String::new(),
