@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod alloc;
 mod cmd;
 mod demo;
 mod report;
@@ -47,6 +48,7 @@ pub(crate) enum Command {
 }
 
 fn main() {
+    alloc::keep_freed_pages();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("POLYDENSE_LOG")
