@@ -7,8 +7,6 @@
 //! learning rates, where the DPR-style recipes we follow train well without it; add it here
 //! (after the embeddings, the attention probabilities and each sublayer) if a recipe needs it.
 
-use std::sync::Arc;
-
 use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::VarMap;
 
@@ -218,33 +216,52 @@ impl Transformer {
         &mut self.layers
     }
 
-    /// Hidden states of the last layer, `[batch·seq, hidden]`.
+    /// Hidden states of the last layer, `[batch·seq, hidden]`. With the fused kernels the
+    /// layers run on the valid tokens only (packed rows) and padding rows come back as zeros;
+    /// the composed path computes them as HF does. Pooling reads neither.
     pub fn forward(&self, batch: &TokenBatch) -> Result<Tensor> {
-        let shape = AttentionShape {
-            batch: batch.batch_size(),
-            seq: batch.seq_len(),
-            heads: self.config.num_attention_heads,
-            lengths: Arc::from(batch.lengths()),
+        let heads = self.config.num_attention_heads;
+        let (lengths, seq) = (batch.lengths(), batch.seq_len());
+        let packed = self.kernels == Kernels::Fused;
+        let shape = match packed {
+            true => AttentionShape::packed(lengths, heads),
+            false => AttentionShape::padded(lengths, seq, heads),
         };
-        let mut x = self.embed(batch)?;
+        let mut x = self.embed(batch, packed)?;
         for layer in &self.layers {
             x = self.layer(layer, &x, &shape)?;
         }
-        Ok(x)
+        match packed {
+            true => unpack(&x, lengths, seq),
+            false => Ok(x),
+        }
     }
 
-    fn embed(&self, batch: &TokenBatch) -> Result<Tensor> {
+    /// The embedding sums after their norm, one row per token: every `[batch·seq]` position,
+    /// or only the valid tokens when `packed`.
+    fn embed(&self, batch: &TokenBatch, packed: bool) -> Result<Tensor> {
         let e = &self.embeddings;
         let device = e.word.device();
-        let ids = batch.ids().flatten_all()?.to_device(device)?;
-        let types = batch.type_ids().flatten_all()?.to_device(device)?;
-        let positions = Tensor::from_vec(
-            self.position_ids(batch),
-            batch.batch_size() * batch.seq_len(),
-            device,
-        )?;
-        let sum = ((e.word.embedding(&ids)? + e.position.embedding(&positions)?)?
-            + e.token_type.embedding(&types)?)?;
+        let lengths = batch.lengths();
+        let keep = |t: &Tensor| -> Result<Vec<u32>> {
+            let rows = t.to_device(&Device::Cpu)?.to_vec2::<u32>()?;
+            Ok(rows
+                .into_iter()
+                .zip(lengths)
+                .flat_map(|(r, &len)| {
+                    let take = if packed { len } else { r.len() };
+                    r.into_iter().take(take)
+                })
+                .collect())
+        };
+        let ids = keep(batch.ids())?;
+        let types = keep(batch.type_ids())?;
+        let positions = self.position_ids(batch, packed);
+        let n = ids.len();
+        let tensor = |v: Vec<u32>| Tensor::from_vec(v, n, device);
+        let sum = ((e.word.embedding(&tensor(ids)?)?
+            + e.position.embedding(&tensor(positions)?)?)?
+            + e.token_type.embedding(&tensor(types)?)?)?;
         layer_norm(
             &sum,
             &e.norm.gamma,
@@ -255,15 +272,16 @@ impl Transformer {
     }
 
     /// BERT numbers positions 0..n; RoBERTa/XLM-R numbers real tokens from pad_id + 1 and
-    /// gives padding the pad id (HF `create_position_ids_from_input_ids`).
-    fn position_ids(&self, batch: &TokenBatch) -> Vec<u32> {
+    /// gives padding the pad id (HF `create_position_ids_from_input_ids`). `packed` leaves
+    /// out the padding.
+    fn position_ids(&self, batch: &TokenBatch, packed: bool) -> Vec<u32> {
         let s = batch.seq_len();
         let pad = self.config.pad_token_id;
         batch
             .lengths()
             .iter()
             .flat_map(|&len| {
-                (0..s as u32).map(move |j| match self.config.family {
+                (0..if packed { len } else { s } as u32).map(move |j| match self.config.family {
                     Family::Bert => j,
                     Family::Roberta if (j as usize) < len => pad + 1 + j,
                     Family::Roberta => pad,
@@ -397,4 +415,20 @@ impl Transformer {
     pub fn device(&self) -> &Device {
         self.embeddings.word.device()
     }
+}
+
+/// Packed rows (each sequence's valid tokens, back to back) spread back out to
+/// `[batch·seq, h]`, padding rows zero; differentiable (a gather from the rows plus one zero row).
+fn unpack(x: &Tensor, lengths: &[usize], seq: usize) -> Result<Tensor> {
+    let n = x.dim(0)?;
+    let zero = Tensor::zeros((1, x.dim(1)?), x.dtype(), x.device())?;
+    let rows = Tensor::cat(&[x, &zero], 0)?;
+    let mut index = Vec::with_capacity(lengths.len() * seq);
+    let mut at = 0;
+    for &len in lengths {
+        index.extend((0..seq).map(|j| if j < len { (at + j) as u32 } else { n as u32 }));
+        at += len;
+    }
+    let index = Tensor::from_vec(index, lengths.len() * seq, x.device())?;
+    rows.index_select(&index, 0)
 }

@@ -11,7 +11,8 @@
 //!
 //! Padding is on the right (the tokenizer pads that way), so the mask is one valid length per
 //! sequence: keys past it get no weight. Padded query rows still attend to the valid keys, as
-//! in HF BERT; pooling ignores them.
+//! in HF BERT; pooling ignores them. The fused kernels also take packed rows (each sequence's
+//! valid tokens only, back to back), where there is nothing to mask; see [`AttentionShape`].
 
 use std::sync::Arc;
 
@@ -33,6 +34,90 @@ pub struct AttentionShape {
     pub heads: usize,
     /// Valid (unpadded) tokens of each sequence.
     pub lengths: Arc<[usize]>,
+    /// Whether the rows hold only the valid tokens of each sequence, back to back, rather
+    /// than `seq` rows per sequence. Every layer but attention works row by row, so packed
+    /// rows let the whole encoder skip the padding's matmuls (fused kernels only).
+    pub packed: bool,
+}
+
+impl AttentionShape {
+    /// Sequences padded to `seq` rows each, keys past each length masked.
+    pub fn padded(lengths: &[usize], seq: usize, heads: usize) -> Self {
+        AttentionShape {
+            batch: lengths.len(),
+            seq,
+            heads,
+            lengths: lengths.into(),
+            packed: false,
+        }
+    }
+
+    /// Sequences packed back to back, each exactly its valid tokens.
+    pub fn packed(lengths: &[usize], heads: usize) -> Self {
+        AttentionShape {
+            batch: lengths.len(),
+            seq: lengths.iter().copied().max().unwrap_or(0),
+            heads,
+            lengths: lengths.into(),
+            packed: true,
+        }
+    }
+
+    /// Rows of the input this shape describes.
+    pub fn rows(&self) -> usize {
+        if self.packed {
+            self.lengths.iter().sum()
+        } else {
+            self.batch * self.seq
+        }
+    }
+
+    /// `(query rows, valid keys)` of each sequence, in row order. A padded sequence keeps at
+    /// least one key, so that an empty one still has a defined softmax.
+    fn spans(&self) -> Vec<(usize, usize)> {
+        self.lengths
+            .iter()
+            .map(|&len| match self.packed {
+                true => (len, len),
+                false => (self.seq, len.clamp(1, self.seq.max(1))),
+            })
+            .collect()
+    }
+
+    /// Whether a `[rows, width]` input with this many heads fits the shape.
+    pub(crate) fn fits(&self, rows: usize, hidden: usize) -> bool {
+        rows == self.rows()
+            && self.lengths.len() == self.batch
+            && self.heads > 0
+            && hidden % self.heads == 0
+            && (self.packed || self.lengths.iter().all(|&l| l <= self.seq))
+    }
+}
+
+/// `v` cut into consecutive pieces of `rows[i] · width` elements.
+fn split_rows<'a, T>(
+    mut v: &'a mut [T],
+    rows: &[(usize, usize)],
+    width: usize,
+) -> Vec<&'a mut [T]> {
+    rows.iter()
+        .map(|&(r, _)| {
+            let (head, rest) = std::mem::take(&mut v).split_at_mut(r * width);
+            v = rest;
+            head
+        })
+        .collect()
+}
+
+/// The start offset of each piece of [`split_rows`].
+fn starts(rows: &[(usize, usize)], width: usize) -> Vec<usize> {
+    rows.iter()
+        .scan(0, |at, &(r, _)| {
+            let s = *at;
+            *at += r * width;
+            Some(s)
+        })
+        .collect()
 }
 
 /// Self-attention on a fused `[batch·seq, 3·hidden]` Q/K/V input, giving `[batch·seq, hidden]`.
@@ -47,6 +132,9 @@ pub fn attention(qkv: &Tensor, shape: &AttentionShape, kernels: Kernels) -> Resu
 
 /// The same function from plain candle ops: the reference, and the path off the CPU.
 pub fn attention_composed(qkv: &Tensor, shape: &AttentionShape) -> Result<Tensor> {
+    if shape.packed {
+        candle_core::bail!("composed attention takes padded rows only");
+    }
     let (b, s, nh) = (shape.batch, shape.seq, shape.heads);
     let hidden = qkv.dim(1)? / 3;
     let d = hidden / nh;
@@ -107,6 +195,7 @@ unsafe fn matmul<T: Real>(
 }
 
 /// Scores and probabilities `P = softmax(scale · Q Kᵀ)` of one head, `[seq × len]` row-major.
+#[inline(always)]
 unsafe fn probabilities<T: Real>(
     qkv: &[T],
     s: usize,
@@ -141,37 +230,48 @@ fn forward<T: Real>(qkv: &[T], sh: &AttentionShape) -> Vec<T> {
     out
 }
 
-/// The forward kernel, writing every entry of `out` (`[batch·seq, hidden]`).
+/// The forward kernel, writing every entry of `out` (`[rows, hidden]`).
 pub(crate) fn forward_into<T: Real>(qkv: &[T], sh: &AttentionShape, out: &mut [T]) {
-    let (s, nh) = (sh.seq, sh.heads);
-    let hidden = qkv.len() / (sh.batch * s * 3);
+    let rows = sh.rows();
+    if rows == 0 {
+        return;
+    }
+    let nh = sh.heads;
+    let hidden = qkv.len() / (rows * 3);
     let d = hidden / nh;
-    out.par_chunks_mut(s * hidden)
-        .zip(qkv.par_chunks(s * 3 * hidden))
-        .zip(sh.lengths.par_iter())
-        .for_each(|((o, x), &len)| {
-            wide(|| {
-                let len = len.clamp(1, s);
-                let mut p = vec![T::ZERO; s * len];
-                for h in 0..nh {
-                    // SAFETY: every block lies inside `x` (s rows of 3·hidden) or `o` (s rows of
-                    // hidden), since h·d + d ≤ hidden and len ≤ s.
-                    unsafe {
-                        probabilities(x, s, len, hidden, h * d, d, &mut p);
-                        let v = x.as_ptr().add(2 * hidden + h * d);
-                        matmul(
-                            (s, d, len),
-                            o.as_mut_ptr().add(h * d),
-                            hidden,
-                            p.as_ptr(),
-                            (len, 1),
-                            v,
-                            (3 * hidden, 1),
-                            T::ONE,
-                        );
+    let spans = sh.spans();
+    let from = starts(&spans, 3 * hidden);
+    split_rows(out, &spans, hidden)
+        .into_par_iter()
+        .zip(from)
+        .zip(spans)
+        .filter(|(_, (r, _))| *r > 0)
+        .for_each(|((o, at), (r, len))| {
+            let x = &qkv[at..at + r * 3 * hidden];
+            wide(
+                #[inline(always)]
+                || {
+                    let mut p = vec![T::ZERO; r * len];
+                    for h in 0..nh {
+                        // SAFETY: every block lies inside `x` (r rows of 3·hidden) or `o` (r rows of
+                        // hidden), since h·d + d ≤ hidden and len ≤ r.
+                        unsafe {
+                            probabilities(x, r, len, hidden, h * d, d, &mut p);
+                            let v = x.as_ptr().add(2 * hidden + h * d);
+                            matmul(
+                                (r, d, len),
+                                o.as_mut_ptr().add(h * d),
+                                hidden,
+                                p.as_ptr(),
+                                (len, 1),
+                                v,
+                                (3 * hidden, 1),
+                                T::ONE,
+                            );
+                        }
                     }
-                }
-            })
+                },
+            )
         });
 }
 
@@ -184,11 +284,7 @@ impl CustomOp1 for Attention {
         let name = self.name();
         let (rows, w) = l.shape().dims2()?;
         let sh = &self.shape;
-        if rows != sh.batch * sh.seq
-            || w % 3 != 0
-            || (w / 3) % sh.heads != 0
-            || sh.lengths.len() != sh.batch
-        {
+        if w % 3 != 0 || !sh.fits(rows, w / 3) {
             candle_core::bail!("{name}: input {:?} does not fit {sh:?}", l.dims());
         }
         let out = float_kernel!(name, [st, l => x], forward(x, sh));
@@ -219,83 +315,94 @@ fn backward<T: Real>(qkv: &[T], dout: &[T], sh: &AttentionShape) -> Vec<T> {
 
 /// The backward kernel, writing every entry of `dqkv` (laid out like `qkv`).
 pub(crate) fn backward_into<T: Real>(qkv: &[T], dout: &[T], sh: &AttentionShape, dqkv: &mut [T]) {
-    let (s, nh) = (sh.seq, sh.heads);
-    let hidden = qkv.len() / (sh.batch * s * 3);
+    let rows = sh.rows();
+    if rows == 0 {
+        return;
+    }
+    let nh = sh.heads;
+    let hidden = qkv.len() / (rows * 3);
     let (d, w) = (hidden / nh, 3 * hidden);
     let scale = T::from_f64(1.0 / (d as f64).sqrt());
-    dqkv.par_chunks_mut(s * w)
-        .zip(qkv.par_chunks(s * w))
-        .zip(dout.par_chunks(s * hidden))
-        .zip(sh.lengths.par_iter())
-        .for_each(|(((dx, x), dy), &len)| {
-            wide(|| {
-                let len = len.clamp(1, s);
-                // Padded keys get no gradient; the matmuls below write only the valid rows.
-                for row in dx.chunks_exact_mut(w).skip(len) {
-                    row[hidden..].fill(T::ZERO);
-                }
-                let mut p = vec![T::ZERO; s * len];
-                let mut dp = vec![T::ZERO; s * len];
-                for h in 0..nh {
-                    let c = h * d;
-                    // SAFETY: as in the forward pass, every block lies inside its slice.
-                    unsafe {
-                        probabilities(x, s, len, hidden, c, d, &mut p);
-                        let (q, k, v) = (
-                            x.as_ptr().add(c),
-                            x.as_ptr().add(hidden + c),
-                            x.as_ptr().add(2 * hidden + c),
-                        );
-                        let dyh = dy.as_ptr().add(c);
-                        // dV = Pᵀ dO
-                        matmul(
-                            (len, d, s),
-                            dx.as_mut_ptr().add(2 * hidden + c),
-                            w,
-                            p.as_ptr(),
-                            (1, len),
-                            dyh,
-                            (hidden, 1),
-                            T::ONE,
-                        );
-                        // dP = dO Vᵀ, then dS = softmax backward
-                        matmul(
-                            (s, len, d),
-                            dp.as_mut_ptr(),
-                            len,
-                            dyh,
-                            (hidden, 1),
-                            v,
-                            (1, w),
-                            T::ONE,
-                        );
-                        for (pr, dr) in p.chunks_exact(len).zip(dp.chunks_exact_mut(len)) {
-                            softmax_row_backward(pr, dr);
-                        }
-                        // dQ = scale · dS K ; dK = scale · dSᵀ Q
-                        matmul(
-                            (s, d, len),
-                            dx.as_mut_ptr().add(c),
-                            w,
-                            dp.as_ptr(),
-                            (len, 1),
-                            k,
-                            (w, 1),
-                            scale,
-                        );
-                        matmul(
-                            (len, d, s),
-                            dx.as_mut_ptr().add(hidden + c),
-                            w,
-                            dp.as_ptr(),
-                            (1, len),
-                            q,
-                            (w, 1),
-                            scale,
-                        );
+    let spans = sh.spans();
+    let from = starts(&spans, 1);
+    split_rows(dqkv, &spans, w)
+        .into_par_iter()
+        .zip(from)
+        .zip(spans)
+        .filter(|(_, (r, _))| *r > 0)
+        .for_each(|((dx, at), (s, len))| {
+            let x = &qkv[at * w..(at + s) * w];
+            let dy = &dout[at * hidden..(at + s) * hidden];
+            wide(
+                #[inline(always)]
+                || {
+                    // Padded keys get no gradient; the matmuls below write only the valid rows.
+                    for row in dx.chunks_exact_mut(w).skip(len) {
+                        row[hidden..].fill(T::ZERO);
                     }
-                }
-            })
+                    let mut p = vec![T::ZERO; s * len];
+                    let mut dp = vec![T::ZERO; s * len];
+                    for h in 0..nh {
+                        let c = h * d;
+                        // SAFETY: as in the forward pass, every block lies inside its slice.
+                        unsafe {
+                            probabilities(x, s, len, hidden, c, d, &mut p);
+                            let (q, k, v) = (
+                                x.as_ptr().add(c),
+                                x.as_ptr().add(hidden + c),
+                                x.as_ptr().add(2 * hidden + c),
+                            );
+                            let dyh = dy.as_ptr().add(c);
+                            // dV = Pᵀ dO
+                            matmul(
+                                (len, d, s),
+                                dx.as_mut_ptr().add(2 * hidden + c),
+                                w,
+                                p.as_ptr(),
+                                (1, len),
+                                dyh,
+                                (hidden, 1),
+                                T::ONE,
+                            );
+                            // dP = dO Vᵀ, then dS = softmax backward
+                            matmul(
+                                (s, len, d),
+                                dp.as_mut_ptr(),
+                                len,
+                                dyh,
+                                (hidden, 1),
+                                v,
+                                (1, w),
+                                T::ONE,
+                            );
+                            for (pr, dr) in p.chunks_exact(len).zip(dp.chunks_exact_mut(len)) {
+                                softmax_row_backward(pr, dr);
+                            }
+                            // dQ = scale · dS K ; dK = scale · dSᵀ Q
+                            matmul(
+                                (s, d, len),
+                                dx.as_mut_ptr().add(c),
+                                w,
+                                dp.as_ptr(),
+                                (len, 1),
+                                k,
+                                (w, 1),
+                                scale,
+                            );
+                            matmul(
+                                (len, d, s),
+                                dx.as_mut_ptr().add(hidden + c),
+                                w,
+                                dp.as_ptr(),
+                                (1, len),
+                                q,
+                                (w, 1),
+                                scale,
+                            );
+                        }
+                    }
+                },
+            )
         });
 }
 
@@ -324,12 +431,77 @@ mod tests {
     use candle_core::DType;
 
     fn shape(lengths: &[usize], seq: usize, heads: usize) -> AttentionShape {
-        AttentionShape {
-            batch: lengths.len(),
-            seq,
-            heads,
-            lengths: lengths.into(),
-        }
+        AttentionShape::padded(lengths, seq, heads)
+    }
+
+    /// The valid rows of a padded `[batch·seq, w]` tensor, packed back to back.
+    fn valid_rows(t: &Tensor, lengths: &[usize], seq: usize) -> Tensor {
+        let parts: Vec<Tensor> = lengths
+            .iter()
+            .enumerate()
+            .filter(|(_, &l)| l > 0)
+            .map(|(i, &l)| t.narrow(0, i * seq, l).unwrap())
+            .collect();
+        Tensor::cat(&parts, 0).unwrap()
+    }
+
+    #[test]
+    fn packed_rows_match_the_valid_rows_of_padded_ones() {
+        let lengths = [5, 2, 0, 7];
+        let (padded, packed) = (shape(&lengths, 7, 2), AttentionShape::packed(&lengths, 2));
+        let qkv = randn(&[28, 3 * 8], 7, 2.0);
+        let x = valid_rows(&qkv, &lengths, 7);
+        assert_eq!(x.dim(0).unwrap(), packed.rows());
+        let a = attention(&x, &packed, Kernels::Fused).unwrap();
+        let b = valid_rows(
+            &attention(&qkv, &padded, Kernels::Fused).unwrap(),
+            &lengths,
+            7,
+        );
+        assert!(max_abs_diff(&a, &b) < 1e-12);
+        // The gradients agree too: the padded rows' loss terms are left out of both.
+        let w = randn(&[x.dim(0).unwrap(), 8], 8, 1.0);
+        let (xv, qv) = (
+            candle_core::Var::from_tensor(&x).unwrap(),
+            candle_core::Var::from_tensor(&qkv).unwrap(),
+        );
+        let ga = attention(xv.as_tensor(), &packed, Kernels::Fused)
+            .unwrap()
+            .mul(&w)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let out = attention(qv.as_tensor(), &padded, Kernels::Fused).unwrap();
+        let gb = valid_rows(&out, &lengths, 7)
+            .mul(&w)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let da = ga.get(xv.as_tensor()).unwrap();
+        let db = valid_rows(gb.get(qv.as_tensor()).unwrap(), &lengths, 7);
+        assert!(max_abs_diff(da, &db) < 1e-12);
+    }
+
+    #[test]
+    fn packed_finite_differences() {
+        let sh = AttentionShape::packed(&[3, 1, 2], 2);
+        check(
+            &[randn(&[6, 12], 9, 1.5)],
+            |t| attention(&t[0], &sh, Kernels::Fused),
+            1e-7,
+        );
+    }
+
+    #[test]
+    fn a_shape_that_does_not_fit_is_an_error() {
+        let sh = AttentionShape::packed(&[3, 2], 2);
+        let err = attention(&randn(&[6, 12], 1, 1.0), &sh, Kernels::Fused).unwrap_err();
+        assert!(err.to_string().contains("does not fit"), "{err}");
+        assert!(attention_composed(&randn(&[5, 12], 1, 1.0), &sh).is_err());
     }
 
     #[test]

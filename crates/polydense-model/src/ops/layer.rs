@@ -236,11 +236,14 @@ fn activate<T: Real>(u: &[T], act: Activation, g: &mut [T]) {
         g.par_chunks_mut(16 * 1024)
             .zip(u.par_chunks(16 * 1024))
             .for_each(|(gc, uc)| {
-                wide(|| {
-                    for (g, &u) in gc.iter_mut().zip(uc) {
-                        *g = f(u);
-                    }
-                })
+                wide(
+                    #[inline(always)]
+                    || {
+                        for (g, &u) in gc.iter_mut().zip(uc) {
+                            *g = f(u);
+                        }
+                    },
+                )
             });
     }
     match act {
@@ -257,16 +260,19 @@ fn activation_backward<T: Real>(u: &[T], dg: &mut [T], w: usize, act: Activation
         dg.par_chunks_mut(chunk)
             .zip(u.par_chunks(chunk))
             .map(|(dc, uc)| {
-                wide(|| {
-                    let mut s = vec![T::ZERO; w];
-                    for (dr, ur) in dc.chunks_exact_mut(w).zip(uc.chunks_exact(w)) {
-                        for ((d, &u), s) in dr.iter_mut().zip(ur).zip(s.iter_mut()) {
-                            *d = *d * f(u);
-                            *s += *d;
+                wide(
+                    #[inline(always)]
+                    || {
+                        let mut s = vec![T::ZERO; w];
+                        for (dr, ur) in dc.chunks_exact_mut(w).zip(uc.chunks_exact(w)) {
+                            for ((d, &u), s) in dr.iter_mut().zip(ur).zip(s.iter_mut()) {
+                                *d = *d * f(u);
+                                *s += *d;
+                            }
                         }
-                    }
-                    s
-                })
+                        s
+                    },
+                )
             })
             .reduce(
                 || vec![T::ZERO; w],
@@ -432,11 +438,7 @@ impl CustomOp2 for DenseLayer {
         let name = self.name();
         let (rows, h) = l1.shape().dims2()?;
         let sh = &self.spec.shape;
-        if h != self.spec.hidden
-            || rows != sh.batch * sh.seq
-            || h % sh.heads != 0
-            || sh.lengths.len() != sh.batch
-            || l2.shape().elem_count() != self.offsets.len
+        if h != self.spec.hidden || !sh.fits(rows, h) || l2.shape().elem_count() != self.offsets.len
         {
             candle_core::bail!(
                 "{name}: input {:?} and {} parameters do not fit {:?}",
@@ -472,7 +474,6 @@ mod tests {
     use crate::ops::gelu::bias_gelu_composed;
     use crate::ops::gradcheck::{check, max_abs_diff, randn};
     use crate::ops::layer_norm::layer_norm_composed;
-    use std::sync::Arc;
 
     fn spec(lengths: &[usize], seq: usize, act: Activation) -> LayerSpec {
         LayerSpec {
@@ -480,12 +481,7 @@ mod tests {
             intermediate: 12,
             eps: 1e-5,
             act,
-            shape: AttentionShape {
-                batch: lengths.len(),
-                seq,
-                heads: 2,
-                lengths: Arc::from(lengths),
-            },
+            shape: AttentionShape::padded(lengths, seq, 2),
         }
     }
 
@@ -566,6 +562,34 @@ mod tests {
                 assert!(diff < 1e-12, "{diff}");
             }
         }
+    }
+
+    #[test]
+    fn packed_rows_give_the_valid_rows_of_the_padded_layer() {
+        let lengths = [3, 1, 4];
+        let padded = spec(&lengths, 4, Activation::GeluErf);
+        let packed = LayerSpec {
+            shape: AttentionShape::packed(&lengths, 2),
+            ..padded.clone()
+        };
+        let (x, p) = (randn(&[12, 8], 10, 1.5), params(11));
+        let valid = |t: &Tensor| {
+            let rows: Vec<Tensor> = lengths
+                .iter()
+                .enumerate()
+                .map(|(i, &l)| t.narrow(0, i * 4, l).unwrap())
+                .collect();
+            Tensor::cat(&rows, 0).unwrap()
+        };
+        let a = dense_layer(&valid(&x), &p, &packed).unwrap();
+        let b = valid(&dense_layer(&x, &p, &padded).unwrap());
+        let diff = max_abs_diff(&a, &b);
+        assert!(diff < 1e-12, "{diff}");
+        check(
+            &[randn(&[8, 8], 12, 1.5), params(13)],
+            |t| dense_layer(&t[0], &t[1], &packed),
+            1e-6,
+        );
     }
 
     #[test]
