@@ -54,16 +54,19 @@ pub(crate) fn forward_into<T: Real>(x: &[T], g: &[T], b: &[T], eps: f64, y: &mut
     y.par_chunks_mut(chunk)
         .zip(x.par_chunks(chunk))
         .for_each(|(yc, xc)| {
-            wide(|| {
-                for (yr, xr) in yc.chunks_exact_mut(h).zip(xc.chunks_exact(h)) {
-                    let mean = sum_by(xr, |v| v) * inv_h;
-                    let ss = sum_by(xr, |v| (v - mean) * (v - mean));
-                    let rstd = T::ONE / (ss * inv_h + eps).sqrt();
-                    for i in 0..h {
-                        yr[i] = (xr[i] - mean) * rstd * g[i] + b[i];
+            wide(
+                #[inline(always)]
+                || {
+                    for (yr, xr) in yc.chunks_exact_mut(h).zip(xc.chunks_exact(h)) {
+                        let mean = sum_by(xr, |v| v) * inv_h;
+                        let ss = sum_by(xr, |v| (v - mean) * (v - mean));
+                        let rstd = T::ONE / (ss * inv_h + eps).sqrt();
+                        for i in 0..h {
+                            yr[i] = (xr[i] - mean) * rstd * g[i] + b[i];
+                        }
                     }
-                }
-            })
+                },
+            )
         });
 }
 
@@ -157,33 +160,36 @@ pub(crate) fn backward_into<T: Real>(
         .par_chunks_mut(chunk)
         .zip(x.par_chunks(chunk).zip(dy.par_chunks(chunk)))
         .map(|(dxc, (xc, dyc))| {
-            wide(|| {
-                let (mut dg, mut db, mut ds) = zeros();
-                let (mut xhat, mut gy) = (vec![T::ZERO; h], vec![T::ZERO; h]);
-                for ((dxr, xr), dyr) in dxc
-                    .chunks_exact_mut(h)
-                    .zip(xc.chunks_exact(h))
-                    .zip(dyc.chunks_exact(h))
-                {
-                    let mean = sum_by(xr, |v| v) * inv_h;
-                    let ss = sum_by(xr, |v| (v - mean) * (v - mean));
-                    let rstd = T::ONE / (ss * inv_h + eps).sqrt();
-                    // Elementwise first and the two row sums apart, so every loop vectorises.
-                    for i in 0..h {
-                        xhat[i] = (xr[i] - mean) * rstd;
-                        gy[i] = dyr[i] * g[i];
-                        dg[i] += dyr[i] * xhat[i];
-                        db[i] += dyr[i];
+            wide(
+                #[inline(always)]
+                || {
+                    let (mut dg, mut db, mut ds) = zeros();
+                    let (mut xhat, mut gy) = (vec![T::ZERO; h], vec![T::ZERO; h]);
+                    for ((dxr, xr), dyr) in dxc
+                        .chunks_exact_mut(h)
+                        .zip(xc.chunks_exact(h))
+                        .zip(dyc.chunks_exact(h))
+                    {
+                        let mean = sum_by(xr, |v| v) * inv_h;
+                        let ss = sum_by(xr, |v| (v - mean) * (v - mean));
+                        let rstd = T::ONE / (ss * inv_h + eps).sqrt();
+                        // Elementwise first and the two row sums apart, so every loop vectorises.
+                        for i in 0..h {
+                            xhat[i] = (xr[i] - mean) * rstd;
+                            gy[i] = dyr[i] * g[i];
+                            dg[i] += dyr[i] * xhat[i];
+                            db[i] += dyr[i];
+                        }
+                        let m_gy = sum_by(&gy, |v| v) * inv_h;
+                        let m_gyx = dot(&gy, &xhat) * inv_h;
+                        for i in 0..h {
+                            dxr[i] = rstd * (gy[i] - m_gy - xhat[i] * m_gyx);
+                            ds[i] += dxr[i];
+                        }
                     }
-                    let m_gy = sum_by(&gy, |v| v) * inv_h;
-                    let m_gyx = dot(&gy, &xhat) * inv_h;
-                    for i in 0..h {
-                        dxr[i] = rstd * (gy[i] - m_gy - xhat[i] * m_gyx);
-                        ds[i] += dxr[i];
-                    }
-                }
-                (dg, db, ds)
-            })
+                    (dg, db, ds)
+                },
+            )
         })
         .reduce(zeros, |(mut a, mut b, mut c), (d, e, f)| {
             for i in 0..h {

@@ -208,8 +208,10 @@ pub(crate) fn fast_exp_f32(x: f32) -> f32 {
 
 /// Runs `f` compiled for AVX2 and FMA when the CPU has them, else as built (SSE2 on
 /// x86-64): the workspace builds for the baseline CPU, so without this the elementwise loops
-/// of the kernels run four floats wide. `f` is inlined into the feature-enabled function, as
-/// its only call site; call this inside each rayon task, around the task's loop.
+/// of the kernels run four floats wide. Mark `f` `#[inline(always)]`: LLVM otherwise may keep
+/// a large closure out of line, compiled for the baseline CPU, and call it from the
+/// feature-enabled function (the GELU and layer-norm backward loops ran four wide that way).
+/// Call this inside each rayon task, around the task's loop.
 #[inline(always)]
 pub(crate) fn wide<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]

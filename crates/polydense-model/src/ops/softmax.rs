@@ -25,7 +25,7 @@ pub fn softmax_composed(x: &Tensor) -> Result<Tensor> {
 }
 
 /// In place: `row[..valid]` becomes softmax(scale · row[..valid]); the rest (masked keys) 0.
-#[inline]
+#[inline(always)]
 pub(crate) fn softmax_row<T: Real>(row: &mut [T], valid: usize, scale: T) {
     let max = max_of(&row[..valid]);
     for v in &mut row[..valid] {
@@ -42,7 +42,7 @@ pub(crate) fn softmax_row<T: Real>(row: &mut [T], valid: usize, scale: T) {
 }
 
 /// In place: `dy` becomes the gradient wrt the softmax input, `y ∘ (dy − ⟨dy, y⟩)`.
-#[inline]
+#[inline(always)]
 pub(crate) fn softmax_row_backward<T: Real>(y: &[T], dy: &mut [T]) {
     let dot = dot(y, dy);
     for (a, b) in y.iter().zip(dy.iter_mut()) {
