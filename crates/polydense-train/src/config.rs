@@ -55,8 +55,9 @@ pub struct TrainConfig {
     pub temperature: f64,
     /// Hard negatives per query, drawn from the example's negative_passages.
     pub negatives: usize,
-    /// How batches are drawn: "random" (a seeded shuffle per epoch), "ict-p" (k-means
-    /// clusters of the positive passages' embeddings, SIGIR'24) or "ict-q" (of the queries').
+    /// How batches are drawn: "random" (a seeded shuffle per epoch), "sequential" (the
+    /// file's order), "ict-p" (k-means clusters of the positive passages' embeddings,
+    /// SIGIR'24) or "ict-q" (of the queries').
     pub sampler: String,
     /// Clusters k of the clustered samplers under `refresh = "fixed"` or `"acr"`; 0 picks
     /// N / batch_size, so a cluster averages one batch.
@@ -252,11 +253,11 @@ impl TrainConfig {
                 format!("unknown loss `{}` (known: infonce)", self.loss),
             ));
         }
-        if !["random", "ict-p", "ict-q"].contains(&self.sampler.as_str()) {
+        if !["random", "sequential", "ict-p", "ict-q"].contains(&self.sampler.as_str()) {
             return Err(TrainError::config(
                 "sampler",
                 format!(
-                    "unknown sampler `{}` (known: random, ict-p, ict-q)",
+                    "unknown sampler `{}` (known: random, sequential, ict-p, ict-q)",
                     self.sampler
                 ),
             ));

@@ -71,6 +71,7 @@ pub use metrics_log::{MetricsLog, StepRecord};
 pub use optimizer::{AdamW, AdamWConfig, HostGrads};
 pub use sampler::{
     BatchSampler, Embedder, EpochContext, ModelEmbedder, RandomSampler, SamplerStats,
+    SequentialSampler,
 };
 pub use tokenize::{HashTokenize, HfTokenize, Tokenize};
 pub use trainer::{sampler_for, Quiet, TrainObserver, TrainSummary, Trainer};

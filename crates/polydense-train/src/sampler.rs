@@ -188,10 +188,55 @@ impl BatchSampler for RandomSampler {
     }
 }
 
+/// The training file's own order every epoch, cut into full batches (the last short one
+/// dropped unless it is the only one). For data already arranged into batches (a curriculum,
+/// batches clustered elsewhere), and for comparing step by step with another trainer that
+/// reads the same file in order. Shared positives within a batch are not moved.
+#[derive(Debug, Clone, Default)]
+pub struct SequentialSampler;
+
+impl BatchSampler for SequentialSampler {
+    fn name(&self) -> &str {
+        "sequential"
+    }
+
+    fn epoch_batches(
+        &mut self,
+        _ctx: &mut EpochContext,
+        examples: &[TrainExample],
+        batch_size: usize,
+    ) -> Result<Vec<Vec<usize>>> {
+        let order: Vec<usize> = (0..examples.len()).collect();
+        let mut batches: Vec<Vec<usize>> =
+            order.chunks(batch_size.max(1)).map(<[_]>::to_vec).collect();
+        if batches.len() > 1 && batches.last().is_some_and(|b| b.len() < batch_size) {
+            batches.pop();
+        }
+        Ok(batches)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use polydense_data::TrainPassage;
+
+    #[test]
+    fn sequential_batches_follow_the_file_and_drop_a_short_tail() {
+        let examples: Vec<TrainExample> = (0..10).map(|i| ex(&format!("d{i}"))).collect();
+        let mut ctx = EpochContext {
+            epoch: 3,
+            step: 0,
+            epoch_losses: &[],
+            embedder: &mut Blind,
+            run_dir: None,
+        };
+        let mut s = SequentialSampler;
+        let b = s.epoch_batches(&mut ctx, &examples, 4).unwrap();
+        assert_eq!(b, vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7]]);
+        let one = s.epoch_batches(&mut ctx, &examples[..3], 4).unwrap();
+        assert_eq!(one, vec![vec![0, 1, 2]]);
+    }
 
     fn ex(pos: &str) -> TrainExample {
         TrainExample {

@@ -24,7 +24,7 @@ use crate::loss::{InfoNce, Loss};
 use crate::memory::CrossBatchMemory;
 use crate::metrics_log::{MetricsLog, StepRecord};
 use crate::optimizer::{clip_scale, linear_lr, AdamW, AdamWConfig, HostGrads};
-use crate::sampler::{BatchSampler, EpochContext, ModelEmbedder, RandomSampler};
+use crate::sampler::{BatchSampler, EpochContext, ModelEmbedder, RandomSampler, SequentialSampler};
 use crate::tokenize::{HfTokenize, Tokenize};
 
 /// Told what the trainer does, for progress bars and logs; every method defaults to nothing.
@@ -519,12 +519,13 @@ impl Trainer {
     }
 }
 
-/// The sampler a config names: "random", or the clustered "ict-p" / "ict-q" with the
+/// The sampler a config names: "random", "sequential", or the clustered "ict-p" / "ict-q" with the
 /// config's refresh policy over `n` examples.
 pub fn sampler_for(config: &TrainConfig, n: usize) -> Result<Box<dyn BatchSampler>> {
     let target = match config.sampler.as_str() {
         "ict-p" => ClusterTarget::Passages,
         "ict-q" => ClusterTarget::Queries,
+        "sequential" => return Ok(Box::new(SequentialSampler)),
         _ => return Ok(Box::new(RandomSampler { seed: config.seed })),
     };
     Ok(Box::new(ClusteredSampler::new(ClusteredConfig {

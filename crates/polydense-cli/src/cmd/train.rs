@@ -51,7 +51,8 @@ overrides! {
     temperature: f64,
     /// Hard negatives per query.
     negatives: usize,
-    /// Batch sampler: random, ict-p (clusters of positive passages) or ict-q (of queries).
+    /// Batch sampler: random, sequential (file order), ict-p (clusters of positive passages)
+    /// or ict-q (of queries).
     sampler: String,
     /// Clusters k for refresh fixed / acr; 0 picks N / batch size.
     clusters: usize,
