@@ -3,38 +3,43 @@
 # forward/backward, clipping off, AdamW, metrics.jsonl) against the PyTorch step of
 # bench/train_step_pytorch.py (sentence-transformers model, MNRL's in-batch cross-entropy at
 # scale 20, AdamW, pre-tokenised): all-MiniLM-L6-v2, 32 XQuAD-R English questions + their
-# contexts, seq <= 128, no hard negatives, 2 threads. Prints each, the ratio, and peak RSS.
-# PYTHON=/path/to/python with torch + sentence-transformers; STEPS=n (4; the first is warm-up).
+# contexts, seq <= 128, no hard negatives, 2 threads. Both sides take the same batches (the
+# file's order) and pad each to its own longest text. Prints each, the ratio, and peak RSS.
+# PYTHON=/path/to/python with torch + sentence-transformers; STEPS=n (8; the first is warm-up).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-STEPS=${STEPS:-4}
+STEPS=${STEPS:-8}
 export RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-2}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/polydense/target}
 cargo build --release -p polydense-cli >/dev/null 2>&1
 PD=${POLYDENSE:-$CARGO_TARGET_DIR/release/polydense}
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
-# One example per XQuAD-R English paragraph: its first question and the paragraph, as the
-# PyTorch side takes them.
+# One example per XQuAD-R English paragraph (its first question and the paragraph), shuffled
+# once with a fixed seed; both sides then take the batches in file order, so they compute the
+# same batches.
 "$PYTHON" - "$work/train.jsonl" <<'PY'
-import json, os, sys
+import json, os, random, sys
 from pathlib import Path
 data = Path(os.environ.get("POLYDENSE_DATA", Path("..") / "shared" / "data"))
+rows = []
+for a in json.loads((data / "xquad-r" / "en.json").read_text())["data"]:
+    for i, p in enumerate(a["paragraphs"]):
+        rows.append({"query_id": p["qas"][0]["id"], "query": p["qas"][0]["question"],
+            "positive_passages": [{"docid": f"{a['title']}-{i}", "text": p["context"]}]})
+random.Random(0).shuffle(rows)
 with open(sys.argv[1], "w") as out:
-    for a in json.loads((data / "xquad-r" / "en.json").read_text())["data"]:
-        for i, p in enumerate(a["paragraphs"]):
-            out.write(json.dumps({"query_id": p["qas"][0]["id"], "query": p["qas"][0]["question"],
-                "positive_passages": [{"docid": f"{a['title']}-{i}", "text": p["context"]}]}) + "\n")
+    out.writelines(json.dumps(r) + "\n" for r in rows)
 PY
 log=$(mktemp)
 /usr/bin/time -v "$PD" train --model minilm-l6 --train-file "$work/train.jsonl" --out-dir "$work/run" \
-  --batch-size 32 --negatives 0 --max-query-length 128 --max-passage-length 128 \
+  --sampler sequential --batch-size 32 --negatives 0 --max-query-length 128 --max-passage-length 128 \
   --max-steps "$STEPS" --max-grad-norm 0 --lr 1e-5 --weight-decay 0 >/dev/null 2>"$log"
 ours_rss=$(awk '/Maximum resident set size/ {printf "%.0f", $6/1024}' "$log")
 ours=$("$PYTHON" -c 'import json,sys
 rows=[json.loads(l) for l in open(sys.argv[1]) if "\"loss\"" in l][1:]
 print(sum(32/r["examples_per_s"] for r in rows)/len(rows))' "$work/run/metrics.jsonl")
-/usr/bin/time -v env STEPS=$((STEPS - 1)) "$PYTHON" bench/train_step_pytorch.py >"$work/py.json" 2>"$log"
+/usr/bin/time -v env STEPS=$((STEPS - 1)) TRAIN_FILE="$work/train.jsonl" "$PYTHON" bench/train_step_pytorch.py >"$work/py.json" 2>"$log"
 theirs_rss=$(awk '/Maximum resident set size/ {printf "%.0f", $6/1024}' "$log")
 theirs=$("$PYTHON" -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])["mean_step_s"])' "$work/py.json")
 rm -f "$log"
