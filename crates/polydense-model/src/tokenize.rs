@@ -63,6 +63,44 @@ impl TokenBatch {
         })
     }
 
+    /// The sequences of several batches in one, padded to the longest (with id 0, which the
+    /// attention mask and pooling ignore). With packed rows the padding costs nothing, so
+    /// queries and passages can share one forward pass through a shared tower.
+    pub fn concat(batches: &[&TokenBatch]) -> Result<Self> {
+        let seq = batches
+            .iter()
+            .map(|b| b.seq_len())
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        let widen = |t: &Tensor| -> Result<Tensor> {
+            let (n, s) = t.dims2()?;
+            Ok(match s < seq {
+                true => {
+                    let pad = Tensor::zeros((n, seq - s), t.dtype(), t.device())?;
+                    Tensor::cat(&[t, &pad], 1)?
+                }
+                false => t.clone(),
+            })
+        };
+        let ids = batches
+            .iter()
+            .map(|b| widen(&b.ids))
+            .collect::<Result<Vec<_>>>()?;
+        let types = batches
+            .iter()
+            .map(|b| widen(&b.type_ids))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(TokenBatch {
+            ids: Tensor::cat(&ids, 0)?,
+            type_ids: Tensor::cat(&types, 0)?,
+            lengths: batches
+                .iter()
+                .flat_map(|b| b.lengths.iter().copied())
+                .collect(),
+        })
+    }
+
     /// `[batch, seq]` u32 token ids.
     pub fn ids(&self) -> &Tensor {
         &self.ids
@@ -233,6 +271,16 @@ mod tests {
             vec![vec![5, 6, 7], vec![8, 0, 0]]
         );
         assert_eq!(b.lengths(), &[3, 1]);
+        let c = TokenBatch::from_ids(&[vec![9, 9, 9, 9]], 0, &Device::Cpu).unwrap();
+        let both = TokenBatch::concat(&[&b, &c]).unwrap();
+        assert_eq!(
+            both.ids().to_vec2::<u32>().unwrap(),
+            vec![vec![5, 6, 7, 0], vec![8, 0, 0, 0], vec![9, 9, 9, 9]]
+        );
+        assert_eq!(
+            (both.lengths(), both.type_ids().dims()),
+            (&[3, 1, 4][..], &[3, 4][..])
+        );
         let groups = length_sorted_batches(&[2, 9, 4, 9, 1], 2);
         assert_eq!(groups, vec![vec![1, 3], vec![2, 0], vec![4]]);
     }

@@ -102,12 +102,8 @@ impl StepContext<'_> {
 
     /// Gradients of the whole batch in one autograd graph.
     pub fn plain(&self, batch: &BatchTexts, extra: &mut ExtraNegatives) -> Result<Gradients> {
-        let q = self.model.forward(
-            TextKind::Query,
+        let (q, p) = self.model.forward_pair(
             &self.tokenize_chunks(&batch.queries, TextKind::Query, batch.queries.len())?[0],
-        )?;
-        let p = self.model.forward(
-            TextKind::Passage,
             &self.tokenize_chunks(&batch.passages, TextKind::Passage, batch.passages.len())?[0],
         )?;
         let extra = extra(&q.detach())?;
