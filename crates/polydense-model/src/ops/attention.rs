@@ -94,6 +94,28 @@ impl AttentionShape {
     }
 }
 
+/// Floats of every head's attention probabilities for a shape (`heads · rows · keys` per
+/// sequence), the size of the buffer [`forward_into`] can keep for [`backward_into`].
+pub(crate) fn probs_len(sh: &AttentionShape) -> usize {
+    sh.spans().iter().map(|&(r, len)| sh.heads * r * len).sum()
+}
+
+/// `v` cut into consecutive pieces of `heads · rows · keys` elements, one per sequence.
+fn split_probs<'a, T>(
+    mut v: &'a mut [T],
+    spans: &[(usize, usize)],
+    heads: usize,
+) -> Vec<&'a mut [T]> {
+    spans
+        .iter()
+        .map(|&(r, len)| {
+            let (head, rest) = std::mem::take(&mut v).split_at_mut(heads * r * len);
+            v = rest;
+            head
+        })
+        .collect()
+}
+
 /// `v` cut into consecutive pieces of `rows[i] · width` elements.
 fn split_rows<'a, T>(
     mut v: &'a mut [T],
@@ -226,12 +248,19 @@ unsafe fn probabilities<T: Real>(
 
 fn forward<T: Real>(qkv: &[T], sh: &AttentionShape) -> Vec<T> {
     let mut out = vec![T::ZERO; qkv.len() / 3];
-    forward_into(qkv, sh, &mut out);
+    forward_into(qkv, sh, &mut out, None);
     out
 }
 
-/// The forward kernel, writing every entry of `out` (`[rows, hidden]`).
-pub(crate) fn forward_into<T: Real>(qkv: &[T], sh: &AttentionShape, out: &mut [T]) {
+/// The forward kernel, writing every entry of `out` (`[rows, hidden]`). With `keep` (of
+/// [`probs_len`] floats) the probabilities stay there for [`backward_into`], which then need
+/// not recompute them.
+pub(crate) fn forward_into<T: Real>(
+    qkv: &[T],
+    sh: &AttentionShape,
+    out: &mut [T],
+    keep: Option<&mut [T]>,
+) {
     let rows = sh.rows();
     if rows == 0 {
         return;
@@ -241,22 +270,36 @@ pub(crate) fn forward_into<T: Real>(qkv: &[T], sh: &AttentionShape, out: &mut [T
     let d = hidden / nh;
     let spans = sh.spans();
     let from = starts(&spans, 3 * hidden);
+    let mut kept: Vec<Option<&mut [T]>> = match keep {
+        Some(k) => split_probs(k, &spans, nh).into_iter().map(Some).collect(),
+        None => spans.iter().map(|_| None).collect(),
+    };
     split_rows(out, &spans, hidden)
         .into_par_iter()
+        .zip(kept.par_drain(..))
         .zip(from)
         .zip(spans)
         .filter(|(_, (r, _))| *r > 0)
-        .for_each(|((o, at), (r, len))| {
+        .for_each(|(((o, keep), at), (r, len))| {
             let x = &qkv[at..at + r * 3 * hidden];
             wide(
                 #[inline(always)]
                 || {
-                    let mut p = vec![T::ZERO; r * len];
+                    // Kept: head h at h·r·len; else one scratch block reused by every head.
+                    let mut scratch = Vec::new();
+                    let (all, stride) = match keep {
+                        Some(k) => (k, r * len),
+                        None => {
+                            scratch.resize(r * len, T::ZERO);
+                            (&mut scratch[..], 0)
+                        }
+                    };
                     for h in 0..nh {
-                        // SAFETY: every block lies inside `x` (r rows of 3·hidden) or `o` (r rows of
-                        // hidden), since h·d + d ≤ hidden and len ≤ r.
+                        let p = &mut all[h * stride..][..r * len];
+                        // SAFETY: every block lies inside `x` (r rows of 3·hidden) or `o` (r
+                        // rows of hidden), since h·d + d ≤ hidden and len ≤ r.
                         unsafe {
-                            probabilities(x, r, len, hidden, h * d, d, &mut p);
+                            probabilities(x, r, len, hidden, h * d, d, p);
                             let v = x.as_ptr().add(2 * hidden + h * d);
                             matmul(
                                 (r, d, len),
@@ -309,12 +352,19 @@ struct AttentionBackward {
 
 fn backward<T: Real>(qkv: &[T], dout: &[T], sh: &AttentionShape) -> Vec<T> {
     let mut dqkv = vec![T::ZERO; qkv.len()];
-    backward_into(qkv, dout, sh, &mut dqkv);
+    backward_into(qkv, dout, sh, &mut dqkv, None);
     dqkv
 }
 
-/// The backward kernel, writing every entry of `dqkv` (laid out like `qkv`).
-pub(crate) fn backward_into<T: Real>(qkv: &[T], dout: &[T], sh: &AttentionShape, dqkv: &mut [T]) {
+/// The backward kernel, writing every entry of `dqkv` (laid out like `qkv`); `kept` holds
+/// the probabilities [`forward_into`] kept, else they are recomputed.
+pub(crate) fn backward_into<T: Real>(
+    qkv: &[T],
+    dout: &[T],
+    sh: &AttentionShape,
+    dqkv: &mut [T],
+    kept: Option<&[T]>,
+) {
     let rows = sh.rows();
     if rows == 0 {
         return;
@@ -325,12 +375,21 @@ pub(crate) fn backward_into<T: Real>(qkv: &[T], dout: &[T], sh: &AttentionShape,
     let scale = T::from_f64(1.0 / (d as f64).sqrt());
     let spans = sh.spans();
     let from = starts(&spans, 1);
+    let probs_at: Vec<usize> = spans
+        .iter()
+        .scan(0, |at, &(r, len)| {
+            let s = *at;
+            *at += nh * r * len;
+            Some(s)
+        })
+        .collect();
     split_rows(dqkv, &spans, w)
         .into_par_iter()
         .zip(from)
+        .zip(probs_at)
         .zip(spans)
         .filter(|(_, (r, _))| *r > 0)
-        .for_each(|((dx, at), (s, len))| {
+        .for_each(|(((dx, at), pat), (s, len))| {
             let x = &qkv[at * w..(at + s) * w];
             let dy = &dout[at * hidden..(at + s) * hidden];
             wide(
@@ -340,13 +399,19 @@ pub(crate) fn backward_into<T: Real>(qkv: &[T], dout: &[T], sh: &AttentionShape,
                     for row in dx.chunks_exact_mut(w).skip(len) {
                         row[hidden..].fill(T::ZERO);
                     }
-                    let mut p = vec![T::ZERO; s * len];
+                    let mut fresh = vec![T::ZERO; if kept.is_some() { 0 } else { s * len }];
                     let mut dp = vec![T::ZERO; s * len];
                     for h in 0..nh {
                         let c = h * d;
                         // SAFETY: as in the forward pass, every block lies inside its slice.
                         unsafe {
-                            probabilities(x, s, len, hidden, c, d, &mut p);
+                            let p: &[T] = match kept {
+                                Some(k) => &k[pat + h * s * len..][..s * len],
+                                None => {
+                                    probabilities(x, s, len, hidden, c, d, &mut fresh);
+                                    &fresh
+                                }
+                            };
                             let (q, k, v) = (
                                 x.as_ptr().add(c),
                                 x.as_ptr().add(hidden + c),

@@ -134,6 +134,9 @@ struct Acts<T: Pooled> {
     u: Buf<T>,
     /// The input of the second norm.
     f: Buf<T>,
+    /// The attention probabilities (see [`attention::probs_len`]), kept when a backward pass
+    /// follows so it need not recompute them.
+    probs: Option<Buf<T>>,
 }
 
 enum Saved {
@@ -291,7 +294,7 @@ fn activation_backward<T: Real>(u: &[T], dg: &mut [T], w: usize, act: Activation
 }
 
 impl DenseLayer {
-    fn forward<T: Elem>(&self, x: &[T], p: &[T]) -> (Vec<T>, Acts<T>) {
+    fn forward<T: Elem>(&self, x: &[T], p: &[T], keep_probs: bool) -> (Vec<T>, Acts<T>) {
         let (h, i, o) = (self.spec.hidden, self.spec.intermediate, &self.offsets);
         let (eps, act) = (self.spec.eps, self.spec.act);
         let n = x.len() / h;
@@ -299,7 +302,8 @@ impl DenseLayer {
         prefill(&mut qkv, &p[o.qkv_b.clone()], None);
         linear_acc(x, &p[o.qkv_w.clone()], h, 3 * h, &mut qkv);
         let mut ctx = Buf::uninit(n * h);
-        attention::forward_into(&qkv, &self.spec.shape, &mut ctx);
+        let mut probs = keep_probs.then(|| Buf::uninit(attention::probs_len(&self.spec.shape)));
+        attention::forward_into(&qkv, &self.spec.shape, &mut ctx, probs.as_deref_mut());
         let mut a = Buf::uninit(n * h);
         prefill(&mut a, &p[o.out_b.clone()], Some(x));
         linear_acc(&ctx, &p[o.out_w.clone()], h, h, &mut a);
@@ -318,7 +322,17 @@ impl DenseLayer {
         let mut y = vec![T::ZERO; n * h];
         let (g2, b2) = (&p[o.norm2_g.clone()], &p[o.norm2_b.clone()]);
         layer_norm::forward_into(&f, g2, b2, eps, &mut y);
-        (y, Acts { qkv, ctx, a, u, f })
+        (
+            y,
+            Acts {
+                qkv,
+                ctx,
+                a,
+                u,
+                f,
+                probs,
+            },
+        )
     }
 
     /// `(dx, dpacked)` from the upstream gradient `dy`.
@@ -326,7 +340,14 @@ impl DenseLayer {
         let (h, i, o) = (self.spec.hidden, self.spec.intermediate, &self.offsets);
         let (eps, act) = (self.spec.eps, self.spec.act);
         let n = x.len() / h;
-        let Acts { qkv, ctx, a, u, f } = acts;
+        let Acts {
+            qkv,
+            ctx,
+            a,
+            u,
+            f,
+            probs,
+        } = acts;
         let mut dp = vec![T::ZERO; p.len()];
         // Second norm; Σ df is the output dense bias's gradient.
         let mut df = Buf::uninit(n * h);
@@ -364,8 +385,8 @@ impl DenseLayer {
         let mut dctx = ctx;
         grad_input(&da, &p[o.out_w.clone()], h, h, &mut dctx, false);
         let mut dqkv = Buf::uninit(n * 3 * h);
-        attention::backward_into(&qkv, &dctx, &self.spec.shape, &mut dqkv);
-        drop((qkv, dctx));
+        attention::backward_into(&qkv, &dctx, &self.spec.shape, &mut dqkv, probs.as_deref());
+        drop((qkv, dctx, probs));
         dp[o.qkv_b.clone()].copy_from_slice(&col_sums(&dqkv, 3 * h));
         grad_weight(&dqkv, x, 3 * h, h, &mut dp[o.qkv_w.clone()]);
         let mut dx = da;
@@ -374,7 +395,7 @@ impl DenseLayer {
     }
 
     fn run<T: Elem>(&self, x: &[T], p: &[T]) -> Vec<T> {
-        let (y, acts) = self.forward(x, p);
+        let (y, acts) = self.forward(x, p, self.save);
         if self.save {
             *self.saved.lock().expect("saved activations lock") = Some(T::save(acts));
         }
@@ -400,7 +421,7 @@ impl DenseLayer {
         // A second backward pass over the same graph finds nothing saved: recompute.
         let acts = match saved.and_then(T::take) {
             Some(a) => a,
-            None => self.forward(xv, pv).1,
+            None => self.forward(xv, pv, true).1,
         };
         let (dx, dp) = self.backward(xv, pv, gv, acts);
         drop((xs, ps, gs));
