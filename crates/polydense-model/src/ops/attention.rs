@@ -100,44 +100,25 @@ pub(crate) fn probs_len(sh: &AttentionShape) -> usize {
     sh.spans().iter().map(|&(r, len)| sh.heads * r * len).sum()
 }
 
-/// `v` cut into consecutive pieces of `heads · rows · keys` elements, one per sequence.
-fn split_probs<'a, T>(
-    mut v: &'a mut [T],
-    spans: &[(usize, usize)],
-    heads: usize,
-) -> Vec<&'a mut [T]> {
-    spans
-        .iter()
-        .map(|&(r, len)| {
-            let (head, rest) = std::mem::take(&mut v).split_at_mut(heads * r * len);
+/// `v` cut into consecutive pieces of the given sizes (one per sequence).
+fn split_sizes<T>(mut v: &mut [T], sizes: impl IntoIterator<Item = usize>) -> Vec<&mut [T]> {
+    sizes
+        .into_iter()
+        .map(|n| {
+            let (head, rest) = std::mem::take(&mut v).split_at_mut(n);
             v = rest;
             head
         })
         .collect()
 }
 
-/// `v` cut into consecutive pieces of `rows[i] · width` elements.
-fn split_rows<'a, T>(
-    mut v: &'a mut [T],
-    rows: &[(usize, usize)],
-    width: usize,
-) -> Vec<&'a mut [T]> {
-    rows.iter()
-        .map(|&(r, _)| {
-            let (head, rest) = std::mem::take(&mut v).split_at_mut(r * width);
-            v = rest;
-            head
-        })
-        .collect()
-}
-
-/// The start offset of each piece of [`split_rows`].
-fn starts(rows: &[(usize, usize)], width: usize) -> Vec<usize> {
-    rows.iter()
-        .scan(0, |at, &(r, _)| {
-            let s = *at;
-            *at += r * width;
-            Some(s)
+/// The start of each piece of [`split_sizes`].
+fn offsets(sizes: impl IntoIterator<Item = usize>) -> Vec<usize> {
+    sizes
+        .into_iter()
+        .scan(0, |at, n| {
+            *at += n;
+            Some(*at - n)
         })
         .collect()
 }
@@ -269,12 +250,15 @@ pub(crate) fn forward_into<T: Real>(
     let hidden = qkv.len() / (rows * 3);
     let d = hidden / nh;
     let spans = sh.spans();
-    let from = starts(&spans, 3 * hidden);
+    let from = offsets(spans.iter().map(|&(r, _)| r * 3 * hidden));
     let mut kept: Vec<Option<&mut [T]>> = match keep {
-        Some(k) => split_probs(k, &spans, nh).into_iter().map(Some).collect(),
+        Some(k) => split_sizes(k, spans.iter().map(|&(r, len)| nh * r * len))
+            .into_iter()
+            .map(Some)
+            .collect(),
         None => spans.iter().map(|_| None).collect(),
     };
-    split_rows(out, &spans, hidden)
+    split_sizes(out, spans.iter().map(|&(r, _)| r * hidden))
         .into_par_iter()
         .zip(kept.par_drain(..))
         .zip(from)
@@ -374,16 +358,9 @@ pub(crate) fn backward_into<T: Real>(
     let (d, w) = (hidden / nh, 3 * hidden);
     let scale = T::from_f64(1.0 / (d as f64).sqrt());
     let spans = sh.spans();
-    let from = starts(&spans, 1);
-    let probs_at: Vec<usize> = spans
-        .iter()
-        .scan(0, |at, &(r, len)| {
-            let s = *at;
-            *at += nh * r * len;
-            Some(s)
-        })
-        .collect();
-    split_rows(dqkv, &spans, w)
+    let from = offsets(spans.iter().map(|&(r, _)| r));
+    let probs_at = offsets(spans.iter().map(|&(r, len)| nh * r * len));
+    split_sizes(dqkv, spans.iter().map(|&(r, _)| r * w))
         .into_par_iter()
         .zip(from)
         .zip(probs_at)
