@@ -20,27 +20,11 @@ fn text(o: &Output) -> (String, String) {
     )
 }
 
-/// Whether e5-small and XQuAD-R are installed; on CI their absence fails the test.
+/// Whether e5-small and XQuAD-R are installed; their absence fails under `scripts/test`
+/// and CI.
 fn assets_present() -> bool {
-    let model = polydense_model_installed("e5-small");
-    let data = polydense_data::paths::data_dir().is_ok_and(|d| d.join("xquad-r/en.json").is_file());
-    if model && data {
-        return true;
-    }
-    let what = format!("e5-small installed: {model}, XQuAD-R found: {data}");
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI needs the demo's assets (run scripts/setup --assets): {what}");
-    }
-    eprintln!("skipping the demo test: {what}");
-    false
-}
-
-fn polydense_model_installed(name: &str) -> bool {
-    polydense_data::paths::polydense_home()
-        .join("models")
-        .join(name)
-        .join("model.safetensors")
-        .is_file()
+    polydense_data::paths::test_model("e5-small").is_some()
+        && polydense_data::paths::test_data("xquad-r/en.json").is_some()
 }
 
 #[test]

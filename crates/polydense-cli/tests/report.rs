@@ -33,8 +33,8 @@ fn font_present() -> bool {
         ]
         .iter()
         .any(|p| Path::new(p).is_file());
-    if !found && std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI needs fonts-dejavu-core for the report's plots");
+    if !found && polydense_data::paths::assets_required() {
+        panic!("the report's plots need fonts-dejavu-core (DejaVuSans.ttf)");
     }
     if !found {
         eprintln!("skipping: no DejaVuSans.ttf (install fonts-dejavu-core)");

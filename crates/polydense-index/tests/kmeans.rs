@@ -1,8 +1,7 @@
 //! k-means and PCA through the public API, as the clustered batch samplers and the report
 //! call them.
 
-use candle_core::Device;
-use polydense_index::{kmeans, kmeans_on, pca_2d, IndexError, KMeans, KMeansConfig, Pca2d};
+use polydense_index::{kmeans, pca_2d, IndexError, KMeans, KMeansConfig, Pca2d};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -156,19 +155,6 @@ fn result_does_not_depend_on_the_thread_count() {
     };
     let one = run(1);
     assert_same_fit(&one, &run(3));
-}
-
-#[test]
-fn cpu_device_gives_exactly_the_cpu_result() {
-    let dim = 24;
-    let data = uniform(1500, dim, 7);
-    let cfg = KMeansConfig {
-        spherical: true,
-        ..config(12, 4)
-    };
-    let a = kmeans(&data, dim, &cfg).unwrap();
-    let b = kmeans_on(&data, dim, &cfg, &Device::Cpu).unwrap();
-    assert_same_fit(&a, &b);
 }
 
 #[test]

