@@ -5,6 +5,11 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
+use crate::ffn::FfnConfig;
+
+/// The key of config.json under which polydense describes what it adds to the HF
+/// architecture; absent from plain HF and sentence-transformers models.
+const VARIANT_KEY: &str = "polydense";
 
 /// Which family the checkpoint belongs to; it decides how position ids are numbered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,12 +57,21 @@ pub struct EncoderConfig {
     pub hidden_act: Activation,
     /// Id of the padding token (and the RoBERTa position offset).
     pub pad_token_id: u32,
+    /// The feed-forward block of each layer, when any is not BERT's dense one (config.json
+    /// `polydense.ffn`); empty means dense everywhere, a plain HF model.
+    #[serde(default)]
+    pub ffn: Vec<FfnConfig>,
 }
 
 impl EncoderConfig {
     /// The dimension of each attention head.
     pub fn head_dim(&self) -> usize {
         self.hidden_size / self.num_attention_heads
+    }
+
+    /// The feed-forward block of layer `n`.
+    pub fn ffn_of(&self, n: usize) -> FfnConfig {
+        self.ffn.get(n).cloned().unwrap_or(FfnConfig::Dense)
     }
 
     /// The longest input the position table allows (RoBERTa reserves pad_id + 1 rows).
@@ -85,6 +99,7 @@ impl EncoderConfig {
             layer_norm_eps: 1e-12,
             hidden_act: Activation::GeluErf,
             pad_token_id: 0,
+            ffn: Vec::new(),
         }
     }
 
@@ -175,6 +190,7 @@ impl EncoderConfig {
                     Family::Bert => 0,
                     Family::Roberta => 1,
                 }) as u32,
+            ffn: Vec::new(),
         };
         if cfg.num_attention_heads == 0 || cfg.hidden_size % cfg.num_attention_heads != 0 {
             return Err(bad(
@@ -185,7 +201,33 @@ impl EncoderConfig {
                 ),
             ));
         }
+        let mut cfg = cfg;
+        if let Some(variant) = v.get(VARIANT_KEY) {
+            cfg.ffn = match variant.get("ffn") {
+                None => Vec::new(),
+                Some(list) => serde_json::from_value(list.clone())
+                    .map_err(|e| bad(&format!("{VARIANT_KEY}.ffn"), e.to_string()))?,
+            };
+            if !cfg.ffn.is_empty() && cfg.ffn.len() != cfg.num_hidden_layers {
+                return Err(bad(
+                    &format!("{VARIANT_KEY}.ffn"),
+                    format!(
+                        "describes {} layers, the model has {}",
+                        cfg.ffn.len(),
+                        cfg.num_hidden_layers
+                    ),
+                ));
+            }
+            if cfg.ffn.iter().all(|f| *f == FfnConfig::Dense) {
+                cfg.ffn.clear();
+            }
+        }
         Ok(cfg)
+    }
+
+    /// Whether the model has a block that plain HF code cannot run.
+    pub fn is_variant(&self) -> bool {
+        self.ffn.iter().any(|f| *f != FfnConfig::Dense)
     }
 
     /// The config.json to write for this encoder; fields of `base` we do not model are kept.
@@ -228,6 +270,13 @@ impl EncoderConfig {
         o.entry("attention_probs_dropout_prob")
             .or_insert(0.1.into());
         o.entry("initializer_range").or_insert(0.02.into());
+        o.remove(VARIANT_KEY);
+        if self.is_variant() {
+            o.insert(
+                VARIANT_KEY.into(),
+                serde_json::json!({ "ffn": serde_json::to_value(&self.ffn).expect("FFN configs serialise") }),
+            );
+        }
         v
     }
 }
@@ -267,5 +316,38 @@ mod tests {
         v["hidden_act"] = "relu".into();
         let e = EncoderConfig::from_json(&v, Path::new("c.json")).unwrap_err();
         assert!(e.to_string().contains("hidden_act"), "{e}");
+    }
+
+    #[test]
+    fn feed_forward_kinds_are_read_from_the_variant_section() {
+        let base = serde_json::json!({
+            "model_type": "bert", "hidden_size": 16, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "intermediate_size": 32, "vocab_size": 50,
+            "max_position_embeddings": 32
+        });
+        let plain = EncoderConfig::from_json(&base, Path::new("c.json")).unwrap();
+        assert!(!plain.is_variant() && plain.ffn.is_empty());
+        assert!(plain.to_json(Some(&base)).get("polydense").is_none());
+        // An explicit all-dense description is the plain model.
+        let mut v = base.clone();
+        v["polydense"] = serde_json::json!({"ffn": [{"kind": "dense"}, {"kind": "dense"}]});
+        let c = EncoderConfig::from_json(&v, Path::new("c.json")).unwrap();
+        assert_eq!(c, plain);
+        assert_eq!(c.ffn_of(1), FfnConfig::Dense);
+        // A stale section is dropped on save rather than written back.
+        assert!(c.to_json(Some(&v)).get("polydense").is_none());
+        v["polydense"] = serde_json::json!({"ffn": [{"kind": "dense"}]});
+        let e = EncoderConfig::from_json(&v, Path::new("c.json")).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("describes 1 layers, the model has 2"),
+            "{e}"
+        );
+        v["polydense"] = serde_json::json!({"ffn": [{"kind": "sparse"}, {"kind": "dense"}]});
+        let e = EncoderConfig::from_json(&v, Path::new("c.json")).unwrap_err();
+        assert!(
+            e.to_string().contains("polydense.ffn") && e.to_string().contains("sparse"),
+            "{e}"
+        );
     }
 }

@@ -11,7 +11,8 @@ use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::VarMap;
 
 use crate::config::{EncoderConfig, Family};
-use crate::ffn::{DenseFeedForward, FeedForward, Linear};
+use crate::ffn::{DenseFeedForward, FeedForward, FfnConfig};
+use crate::linear::Linear;
 use crate::ops::attention::{attention, AttentionShape};
 use crate::ops::layer::{dense_layer, pack, LayerSpec};
 use crate::ops::layer_norm::layer_norm;
@@ -27,7 +28,7 @@ pub(crate) struct Params<'a> {
 }
 
 impl Params<'_> {
-    fn get(&mut self, name: &str, shape: &[usize]) -> crate::Result<Tensor> {
+    pub(crate) fn get(&mut self, name: &str, shape: &[usize]) -> crate::Result<Tensor> {
         let t = (self.source)(name, shape)?;
         match self.varmap {
             Some(vm) => {
@@ -108,38 +109,10 @@ pub struct Layer {
     pub attn_out: Linear,
     /// `attention.output.LayerNorm`.
     pub attn_norm: Norm,
-    /// The feed-forward block (dense, or experts).
-    pub ffn: Box<dyn FeedForward>,
+    /// The feed-forward block, of the kind the config names for this layer.
+    pub ffn: FeedForward,
     /// `output.LayerNorm`.
     pub out_norm: Norm,
-}
-
-/// The intermediate and output projections of a layer's FFN when it is BERT's dense one,
-/// which the fused layer kernel computes itself; other blocks (experts) run as their own ops.
-/// Recognised by its tensor names, the one view of a block the [`FeedForward`] trait gives.
-fn dense_ffn(ffn: &dyn FeedForward) -> Option<[Linear; 2]> {
-    let named = ffn.named("");
-    let [(n0, w1), (n1, b1), (n2, w2), (n3, b2)] = <[_; 4]>::try_from(named).ok()?;
-    let names = [n0.as_str(), n1.as_str(), n2.as_str(), n3.as_str()];
-    (names
-        == [
-            ".intermediate.dense.weight",
-            ".intermediate.dense.bias",
-            ".output.dense.weight",
-            ".output.dense.bias",
-        ])
-    .then(|| {
-        [
-            Linear {
-                weight: w1,
-                bias: b1,
-            },
-            Linear {
-                weight: w2,
-                bias: b2,
-            },
-        ]
-    })
 }
 
 /// The BERT / XLM-R encoder body: token ids in, contextual hidden states out.
@@ -156,7 +129,7 @@ impl Transformer {
     pub(crate) fn build(
         config: &EncoderConfig,
         params: &mut Params,
-        device: &Device,
+        kernels: Kernels,
     ) -> crate::Result<Self> {
         let (h, i) = (config.hidden_size, config.intermediate_size);
         let embeddings = Embeddings {
@@ -180,11 +153,13 @@ impl Transformer {
                 value: params.linear(&format!("{p}.attention.self.value"), h, h)?,
                 attn_out: params.linear(&format!("{p}.attention.output.dense"), h, h)?,
                 attn_norm: params.norm(&format!("{p}.attention.output.LayerNorm"), h)?,
-                ffn: Box::new(DenseFeedForward {
-                    intermediate: params.linear(&format!("{p}.intermediate.dense"), i, h)?,
-                    output: params.linear(&format!("{p}.output.dense"), h, i)?,
-                    act: config.hidden_act,
-                }),
+                ffn: match config.ffn_of(n) {
+                    FfnConfig::Dense => FeedForward::Dense(DenseFeedForward {
+                        intermediate: params.linear(&format!("{p}.intermediate.dense"), i, h)?,
+                        output: params.linear(&format!("{p}.output.dense"), h, i)?,
+                        act: config.hidden_act,
+                    }),
+                },
                 out_norm: params.norm(&format!("{p}.output.LayerNorm"), h)?,
             });
         }
@@ -192,7 +167,7 @@ impl Transformer {
             config: config.clone(),
             embeddings,
             layers,
-            kernels: Kernels::for_device(device),
+            kernels,
         })
     }
 
@@ -211,9 +186,9 @@ impl Transformer {
         self.kernels = kernels;
     }
 
-    /// The layers, for code that swaps a layer's FFN (the MoE upgrade).
-    pub fn layers_mut(&mut self) -> &mut [Layer] {
-        &mut self.layers
+    /// The layers.
+    pub fn layers(&self) -> &[Layer] {
+        &self.layers
     }
 
     /// Hidden states of the last layer, `[batch·seq, hidden]`. With the fused kernels the
@@ -291,8 +266,9 @@ impl Transformer {
     }
 
     fn layer(&self, l: &Layer, x: &Tensor, shape: &AttentionShape) -> Result<Tensor> {
-        if self.kernels == Kernels::Fused {
-            if let Some([inter, out]) = dense_ffn(l.ffn.as_ref()) {
+        if let (Kernels::Fused, FeedForward::Dense(d)) = (self.kernels, &l.ffn) {
+            let (inter, out) = (&d.intermediate, &d.output);
+            {
                 let packed = pack(&[
                     &l.query.weight,
                     &l.key.weight,

@@ -1,67 +1,29 @@
-//! The position-wise feed-forward block, behind a trait so a layer's FFN can be swapped.
+//! The position-wise feed-forward block of a layer, built from its description in the model
+//! config ([`FfnConfig`]), so a model with another block kind saves and loads back as itself.
 //!
-//! The MoE encoder (DESIGN.md, "MoE on the encoder") replaces each layer's FFN with E experts
-//! and a gate; it implements [`FeedForward`] and drops into [`crate::encoder::Layer`] unchanged.
+//! A block is an enum rather than a trait object because the fused CPU layer
+//! ([`crate::ops::layer`]) computes a dense block together with attention and the norms: the
+//! transformer must know which block it runs to pick the fused kernel, and it knows that from
+//! the variant built from the config, never from tensor names. The mixture-of-experts block
+//! (CLPL, arXiv 2412.17364) becomes a second variant.
 
 use candle_core::{Result, Tensor};
+use serde::{Deserialize, Serialize};
 
 use crate::config::Activation;
+use crate::linear::Linear;
 use crate::ops::{gelu::bias_gelu, Kernels};
 
-/// A dense layer `x Wᵀ + b` with HF's `[out, in]` weight layout.
-#[derive(Debug, Clone)]
-pub struct Linear {
-    /// `[out_features, in_features]`, as HF stores it.
-    pub weight: Tensor,
-    /// `[out_features]`.
-    pub bias: Tensor,
+/// How one layer's feed-forward block is built; written to config.json (see
+/// [`crate::config::EncoderConfig::ffn`]) when any layer is not dense.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FfnConfig {
+    /// BERT's `W₂ · act(W₁ x + b₁) + b₂` (`intermediate.dense`, `output.dense`).
+    Dense,
 }
 
-impl Linear {
-    /// `x Wᵀ` without the bias, for callers that fuse the bias into the next op.
-    pub fn project(&self, x: &Tensor) -> Result<Tensor> {
-        // Wᵀ is a strided view; gemm reads it in place, so no copy is made.
-        x.matmul(&self.weight.t()?)
-    }
-
-    /// `x Wᵀ + b` on a 2-D input.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.project(x)?.broadcast_add(&self.bias)
-    }
-
-    /// A copy that is cut from the autograd graph (shares storage), for inference.
-    pub fn detached(&self) -> Self {
-        Linear {
-            weight: self.weight.detach(),
-            bias: self.bias.detach(),
-        }
-    }
-
-    /// The weight and bias under HF names `<prefix>.weight` and `<prefix>.bias`.
-    pub fn named(&self, prefix: &str) -> Vec<(String, Tensor)> {
-        vec![
-            (format!("{prefix}.weight"), self.weight.clone()),
-            (format!("{prefix}.bias"), self.bias.clone()),
-        ]
-    }
-}
-
-/// What a transformer layer needs from its feed-forward block.
-///
-/// The layer calls [`FeedForward::forward`] once per forward pass on the attention block's
-/// output, flattened to `[tokens, hidden]`; the result (same shape) goes through the residual
-/// add and layer norm of the layer, which are not the block's business.
-pub trait FeedForward: Send + Sync + std::fmt::Debug {
-    /// Maps `[tokens, hidden]` to `[tokens, hidden]`, differentiably.
-    fn forward(&self, x: &Tensor, kernels: Kernels) -> Result<Tensor>;
-    /// The block's tensors with their HF names under the layer prefix (`encoder.layer.N`),
-    /// for saving and for the gradient checks.
-    fn named(&self, layer_prefix: &str) -> Vec<(String, Tensor)>;
-    /// A copy cut from the autograd graph, for inference.
-    fn detached(&self) -> Box<dyn FeedForward>;
-}
-
-/// BERT's FFN: `W₂ · gelu(W₁ x + b₁) + b₂`.
+/// BERT's FFN: `W₂ · act(W₁ x + b₁) + b₂`.
 #[derive(Debug, Clone)]
 pub struct DenseFeedForward {
     /// `intermediate.dense`: hidden → intermediate.
@@ -72,7 +34,7 @@ pub struct DenseFeedForward {
     pub act: Activation,
 }
 
-impl FeedForward for DenseFeedForward {
+impl DenseFeedForward {
     fn forward(&self, x: &Tensor, kernels: Kernels) -> Result<Tensor> {
         let inner = bias_gelu(
             &self.intermediate.project(x)?,
@@ -82,18 +44,53 @@ impl FeedForward for DenseFeedForward {
         )?;
         self.output.forward(&inner)
     }
+}
 
-    fn named(&self, p: &str) -> Vec<(String, Tensor)> {
-        let mut v = self.intermediate.named(&format!("{p}.intermediate.dense"));
-        v.extend(self.output.named(&format!("{p}.output.dense")));
-        v
+/// A layer's feed-forward block. The layer calls [`FeedForward::forward`] once per forward
+/// pass on the attention block's output, flattened to `[tokens, hidden]`; the result (same
+/// shape) goes through the layer's residual add and norm, which are not the block's business.
+/// On CPU a dense block never gets that call: the fused layer kernel computes it.
+#[derive(Debug, Clone)]
+pub enum FeedForward {
+    /// See [`FfnConfig::Dense`].
+    Dense(DenseFeedForward),
+}
+
+impl FeedForward {
+    /// The description that rebuilds this block (written to config.json on save).
+    pub fn config(&self) -> FfnConfig {
+        match self {
+            FeedForward::Dense(_) => FfnConfig::Dense,
+        }
     }
 
-    fn detached(&self) -> Box<dyn FeedForward> {
-        Box::new(DenseFeedForward {
-            intermediate: self.intermediate.detached(),
-            output: self.output.detached(),
-            act: self.act,
-        })
+    /// Maps `[tokens, hidden]` to `[tokens, hidden]`, differentiably.
+    pub fn forward(&self, x: &Tensor, kernels: Kernels) -> Result<Tensor> {
+        match self {
+            FeedForward::Dense(d) => d.forward(x, kernels),
+        }
+    }
+
+    /// The block's tensors with their HF names under the layer prefix (`encoder.layer.N`),
+    /// for saving and for the gradient checks.
+    pub fn named(&self, p: &str) -> Vec<(String, Tensor)> {
+        match self {
+            FeedForward::Dense(d) => {
+                let mut v = d.intermediate.named(&format!("{p}.intermediate.dense"));
+                v.extend(d.output.named(&format!("{p}.output.dense")));
+                v
+            }
+        }
+    }
+
+    /// A copy cut from the autograd graph, for inference.
+    pub fn detached(&self) -> Self {
+        match self {
+            FeedForward::Dense(d) => FeedForward::Dense(DenseFeedForward {
+                intermediate: d.intermediate.detached(),
+                output: d.output.detached(),
+                act: d.act,
+            }),
+        }
     }
 }

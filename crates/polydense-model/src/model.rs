@@ -3,16 +3,17 @@
 
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use rand::{Rng, SeedableRng};
 
 use crate::config::EncoderConfig;
 use crate::encoder::{Params, Transformer};
 use crate::error::{ModelError, Result};
+use crate::heads::{Projection, ProjectionConfig};
 use crate::io::hf::{self, HfMeta, HfOutput};
 use crate::ops::Kernels;
-use crate::pooling::Pooling;
+use crate::pooling::{l2_normalize, Pooling};
 use crate::text_encoder::TextEncoder;
 use crate::tokenize::{Prompts, TextKind, TextTokenizer, TokenBatch};
 
@@ -25,9 +26,15 @@ pub struct Encoder {
     varmap: VarMap,
     meta: HfMeta,
     tokenizer: Option<TextTokenizer>,
+    /// A dense head on the pooled vector (a sentence-transformers Dense module).
+    head: Option<Projection>,
     /// Checkpoint tensors the encoder does not use (BERT's pooler), written back on save.
     extra: Vec<(String, Tensor)>,
 }
+
+/// The names of the head's weights among the encoder's trainable variables (the module file
+/// stores them as `linear.weight` and `linear.bias`).
+const HEAD_PREFIX: &str = "head.";
 
 impl std::fmt::Debug for Encoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -53,27 +60,24 @@ impl Encoder {
         let weights_path = dir.join("model.safetensors");
         let varmap = VarMap::new();
         let mut source = |name: &str, shape: &[usize]| -> Result<Tensor> {
-            let t = weights
-                .remove(name)
-                .ok_or_else(|| ModelError::MissingWeight {
-                    name: name.to_string(),
-                    path: weights_path.clone(),
-                })?;
-            if t.dims() != shape {
-                return Err(ModelError::WeightShape {
-                    name: name.to_string(),
-                    path: weights_path.clone(),
-                    found: t.dims().to_vec(),
-                    expected: shape.to_vec(),
-                });
-            }
-            Ok(t)
+            take_weight(&mut weights, name, shape, &weights_path)
         };
         let mut params = Params {
             source: &mut source,
             varmap: trainable.then_some(&varmap),
         };
-        let transformer = Transformer::build(&meta.config, &mut params, device)?;
+        let transformer =
+            Transformer::build(&meta.config, &mut params, Kernels::for_device(device))?;
+        let head = match &meta.head {
+            None => None,
+            Some((sub, config)) => Some(load_head(
+                &dir.join(sub).join("model.safetensors"),
+                config,
+                meta.config.hidden_size,
+                trainable.then_some(&varmap),
+                device,
+            )?),
+        };
         let mut extra: Vec<(String, Tensor)> = weights.into_iter().collect();
         extra.sort_by(|a, b| a.0.cmp(&b.0));
         let tokenizer = match meta
@@ -96,6 +100,7 @@ impl Encoder {
             varmap,
             meta,
             tokenizer,
+            head,
             extra,
         })
     }
@@ -141,13 +146,14 @@ impl Encoder {
             source: &mut source,
             varmap: Some(&varmap),
         };
-        let transformer = Transformer::build(config, &mut params, device)?;
+        let transformer = Transformer::build(config, &mut params, Kernels::for_device(device))?;
         let meta = HfMeta {
             config: config.clone(),
             raw_config: config.to_json(None),
             pooling: Pooling::default(),
             prompts: Prompts::default(),
             max_seq_length: Some(config.max_tokens().min(DEFAULT_MAX_SEQ)),
+            head: None,
             tokenizer_files: Vec::new(),
         };
         Ok(Encoder {
@@ -155,8 +161,67 @@ impl Encoder {
             varmap,
             meta,
             tokenizer: None,
+            head: None,
             extra: Vec::new(),
         })
+    }
+
+    /// Adds a trainable projection head from `hidden` to `out` dimensions after pooling
+    /// (before normalisation), initialised as PyTorch's `nn.Linear` from `seed`; it replaces
+    /// any head the model had.
+    pub fn with_projection(mut self, out: usize, bias: bool, seed: u64) -> Result<Self> {
+        let inp = self.meta.config.hidden_size;
+        let device = self.transformer.device().clone();
+        let dtype = self.transformer.dtype();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let bound = 1.0 / (inp as f64).sqrt();
+        let mut uniform = |n: usize| -> Vec<f64> {
+            (0..n)
+                .map(|_| bound * (2.0 * rng.random::<f64>() - 1.0))
+                .collect()
+        };
+        let w = Tensor::from_vec(uniform(out * inp), (out, inp), &device)?.to_dtype(dtype)?;
+        let b = Tensor::from_vec(uniform(out), out, &device)?.to_dtype(dtype)?;
+        self.set_head(Projection {
+            weight: w,
+            bias: bias.then_some(b),
+            activation: crate::heads::ProjectionActivation::Identity,
+        })?;
+        Ok(self)
+    }
+
+    /// Puts `head` on the pooled vector, its weights trainable, replacing any head the model
+    /// had; its input width must be the hidden size.
+    pub fn set_head(&mut self, head: Projection) -> Result<()> {
+        let config = head.config()?;
+        let hidden = self.meta.config.hidden_size;
+        if config.in_features != hidden {
+            return Err(ModelError::Usage(format!(
+                "a head reading {} dimensions cannot follow a {hidden}-dimensional encoder",
+                config.in_features
+            )));
+        }
+        let mut vars = self.varmap.data().lock().expect("varmap lock poisoned");
+        vars.retain(|name, _| !name.starts_with(HEAD_PREFIX));
+        let mut register = |name: &str, t: &Tensor| -> Result<Tensor> {
+            let var = Var::from_tensor(t)?;
+            let tensor = var.as_tensor().clone();
+            vars.insert(format!("{HEAD_PREFIX}{name}"), var);
+            Ok(tensor)
+        };
+        let head = Projection {
+            weight: register(Projection::WEIGHT, &head.weight)?,
+            bias: head
+                .bias
+                .as_ref()
+                .map(|b| register(Projection::BIAS, b))
+                .transpose()?,
+            activation: head.activation,
+        };
+        drop(vars);
+        self.meta.head = Some(("2_Dense".into(), config));
+        self.head = Some(head);
+        Ok(())
     }
 
     /// The trainable weights, by HF name, for an optimiser (`AdamW::new(varmap.all_vars(), ..)`).
@@ -169,9 +234,17 @@ impl Encoder {
         &self.meta.config
     }
 
-    /// The width of the text vectors.
+    /// The width of the text vectors (the head's output width when there is a head).
     pub fn dim(&self) -> usize {
-        self.meta.config.hidden_size
+        match &self.meta.head {
+            Some((_, h)) => h.out_features,
+            None => self.meta.config.hidden_size,
+        }
+    }
+
+    /// The head on the pooled vector, if any.
+    pub fn head(&self) -> Option<&Projection> {
+        self.head.as_ref()
     }
 
     /// How token states become one vector.
@@ -214,6 +287,47 @@ impl Encoder {
         &mut self.transformer
     }
 
+    /// Cuts the weights `trainable` refuses (by name, as in [`Encoder::varmap`]) from the
+    /// autograd graph, so backward passes compute no gradient for them (the frozen embedding
+    /// table of a multilingual model is 96M values). They stay variables in the varmap, so
+    /// they are saved and checkpointed and keep their storage; another call with another rule
+    /// makes them trainable again (a new stage of sequential training).
+    pub fn freeze(&mut self, trainable: &dyn Fn(&str) -> bool) -> Result<()> {
+        let vars = self.varmap.data().lock().expect("varmap lock poisoned");
+        let mut source = |name: &str, _shape: &[usize]| -> Result<Tensor> {
+            let var = vars.get(name).ok_or_else(|| {
+                ModelError::Usage(format!("weight `{name}` is not a trainable variable"))
+            })?;
+            Ok(match trainable(name) {
+                true => var.as_tensor().clone(),
+                false => var.as_tensor().detach(),
+            })
+        };
+        let mut params = Params {
+            source: &mut source,
+            varmap: None,
+        };
+        let kernels = self.transformer.kernels();
+        let transformer = Transformer::build(&self.meta.config, &mut params, kernels)?;
+        let head = match &self.head {
+            None => None,
+            Some(h) => Some(Projection {
+                weight: params.get(&format!("{HEAD_PREFIX}{}", Projection::WEIGHT), &[])?,
+                bias: match h.bias {
+                    Some(_) => {
+                        Some(params.get(&format!("{HEAD_PREFIX}{}", Projection::BIAS), &[])?)
+                    }
+                    None => None,
+                },
+                activation: h.activation,
+            }),
+        };
+        drop(vars);
+        self.transformer = transformer;
+        self.head = head;
+        Ok(())
+    }
+
     /// Chooses fused kernels or the plain composition (checks and non-CPU devices).
     pub fn set_kernels(&mut self, kernels: Kernels) {
         self.transformer.set_kernels(kernels);
@@ -231,10 +345,38 @@ impl Encoder {
     /// Pooled (and, if the model says so, normalised) vectors `[batch, dim]`; differentiable.
     pub fn forward(&self, batch: &TokenBatch) -> Result<Tensor> {
         let hidden = self.transformer.forward(batch)?;
-        Ok(self
-            .meta
-            .pooling
-            .pool(&hidden, batch.lengths(), batch.seq_len())?)
+        self.vectors(&hidden, batch, self.head.as_ref())
+    }
+
+    /// As [`Encoder::forward`] without building an autograd graph (the weights are shared,
+    /// not copied), for GradCache's first pass and for evaluation during training.
+    pub fn forward_detached(&self, batch: &TokenBatch) -> Result<Tensor> {
+        let hidden = self.transformer.detached().forward(batch)?;
+        let head = self.head.as_ref().map(Projection::detached);
+        self.vectors(&hidden, batch, head.as_ref())
+    }
+
+    /// The text vectors from the last hidden states, as sentence-transformers' modules run:
+    /// pooling, then the head, then normalisation.
+    fn vectors(
+        &self,
+        hidden: &Tensor,
+        batch: &TokenBatch,
+        head: Option<&Projection>,
+    ) -> Result<Tensor> {
+        let pooling = self.meta.pooling;
+        let raw = Pooling {
+            normalize: false,
+            ..pooling
+        };
+        let mut v = raw.pool(hidden, batch.lengths(), batch.seq_len())?;
+        if let Some(h) = head {
+            v = h.forward(&v)?;
+        }
+        Ok(match pooling.normalize {
+            true => l2_normalize(&v)?,
+            false => v,
+        })
     }
 
     /// Tokenises and encodes texts in one batch, differentiably; for training steps.
@@ -250,6 +392,7 @@ impl Encoder {
             varmap: VarMap::new(),
             meta: self.meta.clone(),
             tokenizer: self.tokenizer.clone(),
+            head: self.head.as_ref().map(Projection::detached),
             extra: Vec::new(),
         };
         TextEncoder::from_encoder(frozen)
@@ -259,14 +402,95 @@ impl Encoder {
     pub fn save(&self, dir: &Path) -> Result<()> {
         let mut tensors = self.transformer.named_tensors();
         tensors.extend(self.extra.iter().cloned());
+        let head = self
+            .head
+            .as_ref()
+            .map(Projection::named)
+            .unwrap_or_default();
         hf::write_dir(
             dir,
             &HfOutput {
                 meta: &self.meta,
                 tensors: &tensors,
+                head: &head,
             },
         )
     }
+}
+
+/// Takes the tensor `name` out of a checkpoint's tensors, checking it has the shape the
+/// config implies; errors name the weight and the file.
+fn take_weight(
+    tensors: &mut std::collections::HashMap<String, Tensor>,
+    name: &str,
+    shape: &[usize],
+    path: &Path,
+) -> Result<Tensor> {
+    let t = tensors
+        .remove(name)
+        .ok_or_else(|| ModelError::MissingWeight {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+        })?;
+    if t.dims() != shape {
+        return Err(ModelError::WeightShape {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            found: t.dims().to_vec(),
+            expected: shape.to_vec(),
+        });
+    }
+    Ok(t)
+}
+
+/// Reads a head's weights from its module file, checking them against its config, and
+/// registers them as trainable variables under [`HEAD_PREFIX`] when `varmap` is given.
+fn load_head(
+    path: &Path,
+    config: &ProjectionConfig,
+    hidden: usize,
+    varmap: Option<&VarMap>,
+    device: &Device,
+) -> Result<Projection> {
+    if config.in_features != hidden {
+        return Err(ModelError::Config {
+            path: path.with_file_name("config.json"),
+            field: "in_features".into(),
+            message: format!(
+                "{} (the encoder's hidden size is {hidden})",
+                config.in_features
+            ),
+        });
+    }
+    if !path.is_file() {
+        return Err(ModelError::MissingFile {
+            path: path.to_path_buf(),
+            hint: "the Dense head's weights must be in safetensors format".into(),
+        });
+    }
+    let mut tensors = candle_core::safetensors::load(path, device)?;
+    let mut source = |name: &str, shape: &[usize]| -> Result<Tensor> {
+        let t = take_weight(
+            &mut tensors,
+            name.trim_start_matches(HEAD_PREFIX),
+            shape,
+            path,
+        )?;
+        Ok(t.to_dtype(DType::F32)?)
+    };
+    let mut params = Params {
+        source: &mut source,
+        varmap,
+    };
+    let (out, inp) = (config.out_features, config.in_features);
+    Ok(Projection {
+        weight: params.get(&format!("{HEAD_PREFIX}{}", Projection::WEIGHT), &[out, inp])?,
+        bias: match config.bias {
+            true => Some(params.get(&format!("{HEAD_PREFIX}{}", Projection::BIAS), &[out])?),
+            false => None,
+        },
+        activation: config.activation,
+    })
 }
 
 #[cfg(test)]
@@ -427,5 +651,95 @@ mod tests {
         let b: Vec<Vec<f32>> = back.forward(&batch()).unwrap().to_vec2().unwrap();
         assert_eq!(a, b);
         assert!(dir.join("2_Normalize").is_dir() && dir.join("modules.json").is_file());
+    }
+
+    #[test]
+    fn a_projection_head_round_trips_as_a_sentence_transformers_dense_module() {
+        let enc = Encoder::random(&EncoderConfig::tiny_bert(), &Device::Cpu, 5)
+            .unwrap()
+            .with_projection(6, true, 9)
+            .unwrap();
+        assert_eq!(enc.dim(), 6);
+        let out = enc.forward(&batch()).unwrap();
+        assert_eq!(out.dims(), &[3, 6]);
+        // Normalisation comes after the head, as sentence-transformers runs its modules.
+        let norms: Vec<f32> = out.sqr().unwrap().sum(1).unwrap().to_vec1().unwrap();
+        assert!(norms.iter().all(|n| (n - 1.0).abs() < 1e-5), "{norms:?}");
+        // The head's weights train with the rest.
+        let names: Vec<String> = enc
+            .varmap()
+            .data()
+            .lock()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        assert!(
+            names.contains(&"head.linear.weight".to_string()),
+            "{names:?}"
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("m");
+        enc.save(&dir).unwrap();
+        let modules: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("modules.json")).unwrap())
+                .unwrap();
+        let kinds: Vec<&str> = modules
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["path"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["", "1_Pooling", "2_Dense", "3_Normalize"]);
+        assert!(dir.join("2_Dense/model.safetensors").is_file());
+        let back = Encoder::load(&dir, &Device::Cpu).unwrap();
+        assert_eq!(back.dim(), 6);
+        let a: Vec<Vec<f32>> = out.to_vec2().unwrap();
+        let b: Vec<Vec<f32>> = back.forward(&batch()).unwrap().to_vec2().unwrap();
+        assert_eq!(a, b);
+        // Inference without a graph gives the same vectors.
+        let c: Vec<Vec<f32>> = back.forward_detached(&batch()).unwrap().to_vec2().unwrap();
+        assert_eq!(a, c);
+    }
+
+    #[test]
+    fn frozen_weights_get_no_gradient_and_can_train_again() {
+        let mut enc =
+            Encoder::random_with_dtype(&EncoderConfig::tiny_bert(), DType::F64, &Device::Cpu, 6)
+                .unwrap();
+        let vars: Vec<(String, Var)> = enc
+            .varmap()
+            .data()
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let before = enc.forward(&batch()).unwrap();
+        let trains = |n: &str| n.starts_with("encoder.layer.1.");
+        enc.freeze(&trains).unwrap();
+        let out = enc.forward(&batch()).unwrap();
+        assert_eq!(
+            before.to_vec2::<f64>().unwrap(),
+            out.to_vec2::<f64>().unwrap(),
+            "freezing changes no output"
+        );
+        let grads = out.sum_all().unwrap().backward().unwrap();
+        for (name, var) in &vars {
+            let g = grads.get(var.as_tensor());
+            assert_eq!(g.is_some(), trains(name), "{name}");
+        }
+        enc.freeze(&|_| true).unwrap();
+        let grads = enc
+            .forward(&batch())
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        assert!(vars
+            .iter()
+            .filter(|(n, _)| n.starts_with("embeddings."))
+            .all(|(_, v)| grads.get(v.as_tensor()).is_some()));
     }
 }

@@ -1,6 +1,9 @@
 //! [`TextEncoder`]: texts in, vectors out, for indexing, mining and evaluation (no autograd).
+//! A model directory holds one encoder, or two towers (`query/` and `passage/`, as training
+//! with separate towers saves them); either loads here, and each text is embedded by the
+//! tower of its kind.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 
@@ -12,31 +15,102 @@ use crate::tokenize::{length_sorted_batches, TextKind, TextTokenizer, TokenBatch
 /// Texts per forward pass unless set otherwise.
 const DEFAULT_BATCH: usize = 32;
 
-/// An inference-only encoder: batches texts by length, returns vectors in input order.
-#[derive(Debug)]
-pub struct TextEncoder {
-    encoder: Encoder,
-    tokenizer: TextTokenizer,
-    batch_size: usize,
+/// The subdirectories of a two-tower model directory, by the kind of text each embeds.
+pub const TOWER_DIRS: [(TextKind, &str); 2] =
+    [(TextKind::Query, "query"), (TextKind::Passage, "passage")];
+
+/// Whether `dir` holds two towers (`query/config.json` and `passage/config.json`) rather
+/// than one HF model.
+pub fn is_two_tower(dir: &Path) -> bool {
+    !dir.join("config.json").is_file()
+        && TOWER_DIRS
+            .iter()
+            .all(|(_, sub)| dir.join(sub).join("config.json").is_file())
 }
 
-impl TextEncoder {
-    /// Loads an HF model directory (see [`crate::resolve`]) for inference on `device`.
-    pub fn load(dir: &Path, device: &Device) -> Result<TextEncoder> {
-        Self::from_encoder(Encoder::load_inner(dir, device, false)?)
+/// The HF directory that embeds texts of `kind` in a model directory of either layout.
+pub fn tower_dir(dir: &Path, kind: TextKind) -> PathBuf {
+    match is_two_tower(dir) {
+        true => dir.join(if kind == TextKind::Query {
+            "query"
+        } else {
+            "passage"
+        }),
+        false => dir.to_path_buf(),
     }
+}
 
-    /// Wraps an encoder whose weights are already cut from the graph.
-    pub(crate) fn from_encoder(encoder: Encoder) -> Result<TextEncoder> {
+/// One tower: an encoder whose weights are cut from the graph, and its tokenizer.
+#[derive(Debug)]
+struct Tower {
+    encoder: Encoder,
+    tokenizer: TextTokenizer,
+}
+
+impl Tower {
+    fn new(encoder: Encoder) -> Result<Self> {
         let tokenizer = encoder
             .tokenizer()
             .cloned()
             .ok_or_else(|| ModelError::Usage("the model directory has no tokenizer.json".into()))?;
+        Ok(Tower { encoder, tokenizer })
+    }
+}
+
+/// An inference-only encoder: batches texts by length, returns vectors in input order.
+#[derive(Debug)]
+pub struct TextEncoder {
+    query: Tower,
+    passage: Option<Tower>,
+    batch_size: usize,
+}
+
+impl TextEncoder {
+    /// Loads a model directory (see [`crate::resolve`]) for inference on `device`: one HF
+    /// encoder, or the two towers of a separate-tower model.
+    pub fn load(dir: &Path, device: &Device) -> Result<TextEncoder> {
+        if !is_two_tower(dir) {
+            return Self::from_encoder(Encoder::load_inner(dir, device, false)?);
+        }
+        let load = |kind| Tower::new(Encoder::load_inner(&tower_dir(dir, kind), device, false)?);
+        let (query, passage) = (load(TextKind::Query)?, load(TextKind::Passage)?);
+        if query.encoder.dim() != passage.encoder.dim() {
+            return Err(ModelError::Config {
+                path: dir.join("passage").join("config.json"),
+                field: "hidden_size".into(),
+                message: format!(
+                    "the passage tower embeds in {} dimensions, the query tower in {}",
+                    passage.encoder.dim(),
+                    query.encoder.dim()
+                ),
+            });
+        }
         Ok(TextEncoder {
-            encoder,
-            tokenizer,
+            query,
+            passage: Some(passage),
             batch_size: DEFAULT_BATCH,
         })
+    }
+
+    /// Wraps an encoder whose weights are already cut from the graph.
+    pub(crate) fn from_encoder(encoder: Encoder) -> Result<TextEncoder> {
+        Ok(TextEncoder {
+            query: Tower::new(encoder)?,
+            passage: None,
+            batch_size: DEFAULT_BATCH,
+        })
+    }
+
+    fn tower(&self, kind: TextKind) -> &Tower {
+        match (kind, &self.passage) {
+            (TextKind::Passage, Some(p)) => p,
+            _ => &self.query,
+        }
+    }
+
+    /// Whether queries and passages have towers of their own.
+    pub fn is_two_tower(&self) -> bool {
+        self.passage.is_some()
     }
 
     /// Texts per forward pass (memory grows with batch × length²).
@@ -47,31 +121,43 @@ impl TextEncoder {
 
     /// Truncates inputs to `n` tokens (special tokens included), within the model's limit.
     pub fn with_max_length(mut self, n: usize) -> Self {
-        let n = n.clamp(2, self.encoder.config().max_tokens());
-        if let Ok(t) = self.tokenizer.with_max_length(n) {
-            self.tokenizer = t;
+        for tower in std::iter::once(&mut self.query).chain(self.passage.as_mut()) {
+            let n = n.clamp(2, tower.encoder.config().max_tokens());
+            if let Ok(t) = tower.tokenizer.with_max_length(n) {
+                tower.tokenizer = t;
+            }
         }
         self
     }
 
     /// The width of the vectors.
     pub fn dim(&self) -> usize {
-        self.encoder.dim()
+        self.query.encoder.dim()
     }
 
-    /// Pooling and normalisation in use.
+    /// Pooling and normalisation in use (the query tower's, for two towers).
     pub fn pooling(&self) -> Pooling {
-        self.encoder.pooling()
+        self.query.encoder.pooling()
     }
 
-    /// The tokenizer (with prefixes and length limit).
+    /// The tokenizer (with prefixes and length limit) of the query tower.
     pub fn tokenizer(&self) -> &TextTokenizer {
-        &self.tokenizer
+        &self.query.tokenizer
     }
 
-    /// The underlying encoder (weights not trainable).
+    /// The tokenizer that texts of `kind` go through.
+    pub fn tokenizer_for(&self, kind: TextKind) -> &TextTokenizer {
+        &self.tower(kind).tokenizer
+    }
+
+    /// The encoder of texts of `kind` (weights not trainable).
+    pub fn encoder_for(&self, kind: TextKind) -> &Encoder {
+        &self.tower(kind).encoder
+    }
+
+    /// The query tower's encoder, the only one of a shared-tower model.
     pub fn encoder(&self) -> &Encoder {
-        &self.encoder
+        &self.query.encoder
     }
 
     /// `[n, dim]` f32 vectors of `texts`, in input order, normalised if the model says so.
@@ -87,17 +173,17 @@ impl TextEncoder {
         kind: TextKind,
         on_batch: &mut dyn FnMut(usize),
     ) -> Result<Tensor> {
+        let Tower { encoder, tokenizer } = self.tower(kind);
         let dim = self.dim();
-        let device = self.encoder.transformer().device().clone();
-        let ids = self.tokenizer.tokenize(texts, kind)?;
+        let device = encoder.transformer().device().clone();
+        let ids = tokenizer.tokenize(texts, kind)?;
         let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
         let mut out = vec![0f32; texts.len() * dim];
         let mut done = 0;
         for group in length_sorted_batches(&lengths, self.batch_size) {
             let rows: Vec<Vec<u32>> = group.iter().map(|&i| ids[i].clone()).collect();
-            let batch = TokenBatch::from_ids(&rows, self.tokenizer.pad_id(), &device)?;
-            let vecs: Vec<f32> = self
-                .encoder
+            let batch = TokenBatch::from_ids(&rows, tokenizer.pad_id(), &device)?;
+            let vecs: Vec<f32> = encoder
                 .forward(&batch)?
                 .to_dtype(DType::F32)?
                 .flatten_all()?

@@ -126,9 +126,17 @@ pub fn store_metadata(
     };
     let mut m = StoreMetadata::new();
     m.insert("model".into(), canon(model_dir));
-    let weights = model_dir.join("model.safetensors");
+    let tower = polydense_model::tower_dir(model_dir, kind);
+    let weights = tower.join("model.safetensors");
     if weights.is_file() {
         m.insert("model_weights".into(), fingerprint(&weights)?);
+    }
+    // A head on the pooled vector (a sentence-transformers Dense module) changes the vectors too.
+    for entry in std::fs::read_dir(&tower).into_iter().flatten().flatten() {
+        let head = entry.path().join("model.safetensors");
+        if entry.file_name().to_string_lossy().ends_with("_Dense") && head.is_file() {
+            m.insert("head_weights".into(), fingerprint(&head)?);
+        }
     }
     let kind = match kind {
         TextKind::Query => "query",

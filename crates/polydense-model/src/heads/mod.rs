@@ -1,4 +1,9 @@
-//! Heads on the pooled vector and on the layers: the MoE feed-forward (experts replacing a
-//! layer's FFN through [`crate::ffn::FeedForward`]), the Matryoshka/SMRL dimension stages and
-//! the ADS dimension selector (SMEC, EMNLP 2025). Each will live in its own file here; the
-//! dense encoder needs none of them, so the module is empty until they are built.
+//! Heads on the pooled vector. Each lives in its own file; a model saves its head as a
+//! sentence-transformers module, so the directory stays loadable by sentence-transformers.
+//!
+//! - [`projection`]: a dense layer (sentence-transformers' `Dense`), the form compression
+//!   heads (MRL adaptors, SMEC) take at inference.
+
+pub mod projection;
+
+pub use projection::{Projection, ProjectionActivation, ProjectionConfig};

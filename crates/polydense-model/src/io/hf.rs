@@ -11,7 +11,9 @@ use serde_json::{json, Value};
 
 use crate::config::EncoderConfig;
 use crate::error::{ModelError, Result};
+use crate::heads::ProjectionConfig;
 use crate::pooling::{Pooling, PoolingMode};
+use crate::text_encoder::is_two_tower;
 use crate::tokenize::Prompts;
 
 /// Tokenizer files copied through on save, so the saved directory loads in transformers too.
@@ -39,36 +41,33 @@ pub struct HfMeta {
     pub prompts: Prompts,
     /// `max_seq_length` from sentence_bert_config.json, when present.
     pub max_seq_length: Option<usize>,
+    /// A dense head on the pooled vector (a sentence-transformers Dense module) and the
+    /// module's directory, relative to the model directory.
+    pub head: Option<(String, ProjectionConfig)>,
     /// The tokenizer files present, by name, with their bytes.
     pub tokenizer_files: Vec<(String, Vec<u8>)>,
 }
 
-/// Where assets live: `$POLYDENSE_HOME`, else `$HOME/.cache/polydense`.
-pub fn polydense_home() -> PathBuf {
-    if let Some(h) = std::env::var_os("POLYDENSE_HOME") {
-        return PathBuf::from(h);
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
-    home.join(".cache").join("polydense")
-}
+/// Where assets live (one definition for every crate: `$POLYDENSE_HOME`, else
+/// `$HOME/.cache/polydense`).
+pub use polydense_data::paths::polydense_home;
 
-/// Turns a model argument into a directory: a path to an HF directory, or a short name
-/// (`e5-small`, `minilm-l6`) installed under `$POLYDENSE_HOME/models/<name>`.
+/// Turns a model argument into a directory: a path to an HF directory (or to the `query/` and
+/// `passage/` towers of a separate-tower model), or a short name (`e5-small`, `minilm-l6`)
+/// installed under `$POLYDENSE_HOME/models/<name>`.
 pub fn resolve(name_or_path: &str) -> Result<PathBuf> {
     let p = PathBuf::from(name_or_path);
-    if p.join("config.json").is_file() {
+    if p.join("config.json").is_file() || is_two_tower(&p) {
         return Ok(p);
     }
     if p.is_dir() {
         return Err(ModelError::MissingFile {
             path: p.join("config.json"),
-            hint: "not an HF model directory".into(),
+            hint: "not an HF model directory (nor a two-tower one with query/ and passage/)".into(),
         });
     }
     let installed = polydense_home().join("models").join(name_or_path);
-    if installed.join("config.json").is_file() {
+    if installed.join("config.json").is_file() || is_two_tower(&installed) {
         return Ok(installed);
     }
     Err(ModelError::UnknownModel {
@@ -98,7 +97,7 @@ pub fn read_meta(dir: &Path) -> Result<HfMeta> {
         hint: "an HF model directory needs config.json".into(),
     })?;
     let config = EncoderConfig::from_json(&raw_config, &config_path)?;
-    let pooling = read_pooling(dir)?;
+    let (pooling, head) = read_modules(dir)?;
     let prompts = match read_json(&dir.join("config_sentence_transformers.json"))? {
         Some(v) => {
             let p = |k: &str| {
@@ -132,19 +131,24 @@ pub fn read_meta(dir: &Path) -> Result<HfMeta> {
         pooling,
         prompts,
         max_seq_length,
+        head,
         tokenizer_files,
     })
 }
 
-/// sentence-transformers' pipeline: a Pooling module's config gives the mode, a Normalize
-/// module turns on normalisation. Without modules.json (a bare HF checkpoint) we use mean
-/// pooling without normalisation, which is what sentence-transformers assumes then.
-fn read_pooling(dir: &Path) -> Result<Pooling> {
+/// sentence-transformers' pipeline: a Pooling module's config gives the mode, a Dense module
+/// is a head on the pooled vector, a Normalize module turns on normalisation (after the head,
+/// as sentence-transformers runs them in order). Without modules.json (a bare HF checkpoint)
+/// we use mean pooling without normalisation, which is what sentence-transformers assumes then.
+fn read_modules(dir: &Path) -> Result<(Pooling, Option<(String, ProjectionConfig)>)> {
     let Some(modules) = read_json(&dir.join("modules.json"))? else {
-        return Ok(Pooling {
-            mode: PoolingMode::Mean,
-            normalize: false,
-        });
+        return Ok((
+            Pooling {
+                mode: PoolingMode::Mean,
+                normalize: false,
+            },
+            None,
+        ));
     };
     let list = modules.as_array().cloned().unwrap_or_default();
     let of_type = |suffix: &str| {
@@ -155,6 +159,40 @@ fn read_pooling(dir: &Path) -> Result<Pooling> {
         })
     };
     let normalize = of_type(".Normalize").is_some();
+    let modules_path = dir.join("modules.json");
+    let dense: Vec<&Value> = list
+        .iter()
+        .filter(|m| {
+            m.get("type")
+                .and_then(Value::as_str)
+                .is_some_and(|t| t.ends_with(".Dense"))
+        })
+        .collect();
+    if dense.len() > 1 {
+        return Err(ModelError::Config {
+            path: modules_path,
+            field: "type".into(),
+            message: format!("{} Dense modules (one head is supported)", dense.len()),
+        });
+    }
+    let head = match dense.first() {
+        None => None,
+        Some(m) => {
+            let sub = m.get("path").and_then(Value::as_str).unwrap_or("2_Dense");
+            let path = dir.join(sub).join("config.json");
+            let c = read_json(&path)?.ok_or_else(|| ModelError::MissingFile {
+                path: path.clone(),
+                hint: "modules.json lists a Dense module".into(),
+            })?;
+            let config =
+                ProjectionConfig::from_json(&c).map_err(|(field, message)| ModelError::Config {
+                    path,
+                    field,
+                    message,
+                })?;
+            Some((sub.to_string(), config))
+        }
+    };
     let mut mode = PoolingMode::Mean;
     if let Some(m) = of_type(".Pooling") {
         let sub = m.get("path").and_then(Value::as_str).unwrap_or("1_Pooling");
@@ -175,7 +213,7 @@ fn read_pooling(dir: &Path) -> Result<Pooling> {
             };
         }
     }
-    Ok(Pooling { mode, normalize })
+    Ok((Pooling { mode, normalize }, head))
 }
 
 /// Loads `model.safetensors` as f32 tensors under unprefixed HF names (`bert.` and `roberta.`
@@ -217,6 +255,9 @@ pub struct HfOutput<'a> {
     pub meta: &'a HfMeta,
     /// Tensors under HF names, written to model.safetensors.
     pub tensors: &'a [(String, Tensor)],
+    /// The head's tensors (`linear.weight`, `linear.bias`), written to its module's
+    /// model.safetensors; required when `meta.head` is set.
+    pub head: &'a [(String, Tensor)],
 }
 
 /// Writes a complete HF + sentence-transformers directory at `dir`, atomically: everything
@@ -244,12 +285,14 @@ pub fn write_dir(dir: &Path, out: &HfOutput) -> Result<()> {
         "config.json",
         &pretty(&meta.config.to_json(Some(&meta.raw_config))),
     )?;
-    let tensors: HashMap<String, Tensor> = out
-        .tensors
-        .iter()
-        .map(|(n, t)| Ok((n.clone(), t.to_dtype(DType::F32)?.contiguous()?)))
-        .collect::<Result<_>>()?;
-    candle_core::safetensors::save(&tensors, tmp.join("model.safetensors"))?;
+    let save = |tensors: &[(String, Tensor)], path: PathBuf| -> Result<()> {
+        let tensors: HashMap<String, Tensor> = tensors
+            .iter()
+            .map(|(n, t)| Ok((n.clone(), t.to_dtype(DType::F32)?.contiguous()?)))
+            .collect::<Result<_>>()?;
+        Ok(candle_core::safetensors::save(&tensors, path)?)
+    };
+    save(out.tensors, tmp.join("model.safetensors"))?;
     for (name, bytes) in &meta.tokenizer_files {
         write(name, bytes)?;
     }
@@ -258,9 +301,19 @@ pub fn write_dir(dir: &Path, out: &HfOutput) -> Result<()> {
         json!({"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}),
         json!({"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}),
     ];
+    if let Some((_, head)) = &meta.head {
+        let sub = format!("{}_Dense", modules.len());
+        std::fs::create_dir_all(tmp.join(&sub)).map_err(|e| ModelError::io(&tmp, e))?;
+        write(&format!("{sub}/config.json"), &pretty(&head.to_json()))?;
+        save(out.head, tmp.join(&sub).join("model.safetensors"))?;
+        let i = modules.len();
+        modules.push(json!({"idx": i, "name": i.to_string(), "path": sub, "type": "sentence_transformers.models.Dense"}));
+    }
     if meta.pooling.normalize {
-        std::fs::create_dir_all(tmp.join("2_Normalize")).map_err(|e| ModelError::io(&tmp, e))?;
-        modules.push(json!({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}));
+        let sub = format!("{}_Normalize", modules.len());
+        std::fs::create_dir_all(tmp.join(&sub)).map_err(|e| ModelError::io(&tmp, e))?;
+        let i = modules.len();
+        modules.push(json!({"idx": i, "name": i.to_string(), "path": sub, "type": "sentence_transformers.models.Normalize"}));
     }
     write("modules.json", &pretty(&Value::from(modules)))?;
     let cls = meta.pooling.mode == PoolingMode::Cls;
