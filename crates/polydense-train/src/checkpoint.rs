@@ -1,8 +1,10 @@
 //! Checkpoints: everything a run needs to continue exactly, written atomically.
 //!
-//! `checkpoints/step-00000100/` holds `model.safetensors` (the trained weights by name),
-//! `optimizer.safetensors` (AdamW's moments), `memory.safetensors` (a cross-batch memory, if
-//! any) and `state.json` ([`TrainState`]: step, epoch and position in it, seed, sampler
+//! `checkpoints/step-00000100/` holds `model.safetensors` (every weight of the model by name,
+//! frozen ones included, so a resume that trains other weights starts from the same model),
+//! `optimizer.safetensors` (AdamW's moments and update counts, for the weights that train),
+//! `memory.safetensors` and `memory_ids.json` (a cross-batch memory's vectors and their
+//! passage ids, if any) and `state.json` ([`TrainState`]: step, epoch and position in it, seed, sampler
 //! state, best dev score, per-epoch losses). A checkpoint is built in a hidden directory and renamed into
 //! place, then `checkpoints/latest` is replaced atomically to name it, so a crash at any
 //! moment leaves the previous checkpoint intact and `latest` pointing at a complete one.
@@ -14,6 +16,7 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
+use crate::memory::MemoryEntries;
 
 /// Where a run stands; saved as `state.json` in each checkpoint.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -46,12 +49,12 @@ pub struct TrainState {
 /// The tensors and state of one checkpoint.
 #[derive(Debug)]
 pub struct Checkpoint {
-    /// Trained weights by parameter name.
+    /// Every weight of the model by parameter name.
     pub model: HashMap<String, Tensor>,
-    /// Optimiser moments.
+    /// Optimiser moments and update counts of the weights that train.
     pub optimizer: HashMap<String, Tensor>,
     /// A cross-batch memory's contents.
-    pub memory: Option<Tensor>,
+    pub memory: Option<MemoryEntries>,
     /// Counters and positions.
     pub state: TrainState,
 }
@@ -84,9 +87,11 @@ pub fn save(run_dir: &Path, ckpt: &Checkpoint, keep: usize) -> Result<PathBuf> {
     st(&ckpt.optimizer, "optimizer.safetensors")?;
     if let Some(m) = &ckpt.memory {
         st(
-            &HashMap::from([("memory".to_string(), m.clone())]),
+            &HashMap::from([("memory".to_string(), m.vectors.clone())]),
             "memory.safetensors",
         )?;
+        let ids = serde_json::to_vec(&m.ids).expect("ids serialise");
+        std::fs::write(tmp.join("memory_ids.json"), ids).map_err(io(&tmp))?;
     }
     let state = serde_json::to_vec_pretty(&ckpt.state).expect("state serialises");
     std::fs::write(tmp.join("state.json"), state).map_err(io(&tmp))?;
@@ -143,9 +148,32 @@ pub fn load(dir: &Path, device: &Device) -> Result<Checkpoint> {
         }
         Ok(candle_core::safetensors::load(&path, device)?)
     };
-    let memory = match dir.join("memory.safetensors").is_file() {
-        true => st("memory.safetensors")?.remove("memory"),
-        false => None,
+    let memory = match st("memory.safetensors")
+        .ok()
+        .and_then(|mut m| m.remove("memory"))
+    {
+        None => None,
+        Some(vectors) => {
+            let path = dir.join("memory_ids.json");
+            let ids: Vec<String> = match std::fs::read(&path) {
+                Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| TrainError::Parse {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?,
+                // Checkpoints written before memories kept ids: no entry can be masked.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    vec![String::new(); vectors.dim(0)?]
+                }
+                Err(e) => return Err(TrainError::io(&path, e)),
+            };
+            if ids.len() != vectors.dim(0)? {
+                return Err(TrainError::Parse {
+                    path,
+                    message: format!("{} ids for {} memory rows", ids.len(), vectors.dim(0)?),
+                });
+            }
+            Some(MemoryEntries { vectors, ids })
+        }
     };
     let state_path = dir.join("state.json");
     let text = std::fs::read_to_string(&state_path).map_err(io(&state_path))?;

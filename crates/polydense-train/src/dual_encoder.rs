@@ -6,6 +6,7 @@ use candle_core::{Tensor, Var};
 use polydense_model::{Encoder, Kernels, TextKind, TokenBatch};
 
 use crate::error::Result;
+use crate::freeze::Trainable;
 
 /// A bi-encoder (DPR, Karpukhin et al. 2020): queries and passages are embedded apart and
 /// scored by inner product. With shared towers one encoder embeds both.
@@ -67,6 +68,20 @@ impl DualEncoder {
         out
     }
 
+    /// Cuts the weights `trainable` refuses (names as in [`DualEncoder::params`]) from the
+    /// autograd graph, so no gradient is computed for them; see [`Encoder::freeze`].
+    pub fn freeze(&mut self, trainable: &Trainable) -> Result<()> {
+        match &mut self.passage {
+            None => self.query.freeze(&|n| trainable.trains(n))?,
+            Some(p) => {
+                self.query
+                    .freeze(&|n| trainable.trains(&format!("query.{n}")))?;
+                p.freeze(&|n| trainable.trains(&format!("passage.{n}")))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Vectors `[B, dim]` of a batch with the autograd graph, for the training step.
     pub fn forward(&self, kind: TextKind, batch: &TokenBatch) -> Result<Tensor> {
         Ok(self.tower(kind).forward(batch)?)
@@ -98,11 +113,7 @@ impl DualEncoder {
     /// Vectors `[B, dim]` without building a graph, for GradCache's first pass and for
     /// evaluation (the weights are shared, not copied).
     pub fn encode(&self, kind: TextKind, batch: &TokenBatch) -> Result<Tensor> {
-        let tower = self.tower(kind);
-        let hidden = tower.transformer().detached().forward(batch)?;
-        Ok(tower
-            .pooling()
-            .pool(&hidden, batch.lengths(), batch.seq_len())?)
+        Ok(self.tower(kind).forward_detached(batch)?)
     }
 
     /// Saves the model as an HF + sentence-transformers directory: `dir` itself for shared

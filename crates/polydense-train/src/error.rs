@@ -76,9 +76,9 @@ impl TrainError {
     }
 
     /// A config error naming its key.
-    pub fn config(field: &str, message: impl Into<String>) -> Self {
+    pub fn config(field: impl Into<String>, message: impl Into<String>) -> Self {
         TrainError::Config {
-            field: field.to_string(),
+            field: field.into(),
             message: message.into(),
         }
     }

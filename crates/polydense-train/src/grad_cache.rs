@@ -11,38 +11,29 @@
 use candle_core::{Tensor, Var};
 use polydense_model::{TextKind, TokenBatch};
 
+use crate::batch::TrainBatch;
 use crate::dual_encoder::DualEncoder;
 use crate::error::Result;
-use crate::loss::{scalar, Loss, LossInput};
+use crate::loss::{scalar, ExtraNegatives, Loss, LossInput, LossOutput, Progress};
 use crate::tokenize::Tokenize;
-
-/// The texts of one training batch: query i's positive is `passages[i·group]`, followed by
-/// its hard negatives.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BatchTexts {
-    /// One per query.
-    pub queries: Vec<String>,
-    /// `group` per query.
-    pub passages: Vec<String>,
-    /// Passages per query (1 + hard negatives).
-    pub group: usize,
-}
 
 /// What one batch gives the optimiser.
 #[derive(Debug)]
 pub struct Gradients {
     /// The batch loss.
     pub loss: f64,
+    /// The loss's named parts, when it has any.
+    pub parts: Vec<(String, f64)>,
     /// One gradient per parameter, in the order of the `params` given (zeros where no
     /// gradient reached a weight).
     pub grads: Vec<Tensor>,
-    /// The passage vectors (no graph), for a cross-batch memory.
+    /// The passage vectors, without a graph on either path, for a cross-batch memory.
     pub passages: Tensor,
 }
 
-/// Supplies extra negatives given the batch's query vectors (no graph); see
+/// Supplies the extra negatives of a batch given its query vectors (no graph); see
 /// [`crate::memory::CrossBatchMemory`].
-pub type ExtraNegatives<'a> = dyn FnMut(&Tensor) -> Result<Option<Tensor>> + 'a;
+pub type MemoryLookup<'a> = dyn FnMut(&Tensor, &TrainBatch) -> Result<Option<ExtraNegatives>> + 'a;
 
 /// Everything the gradient computations read.
 pub struct StepContext<'a> {
@@ -52,11 +43,61 @@ pub struct StepContext<'a> {
     pub tokenize: &'a dyn Tokenize,
     /// The objective.
     pub loss: &'a dyn Loss,
-    /// The trained weights, in optimiser order.
+    /// The trained weights, in optimiser order (frozen ones are not among them).
     pub params: &'a [(String, Var)],
+    /// Where training stands, for the loss.
+    pub progress: Progress,
+    /// The run's seed, from which the loss's per-step random stream derives.
+    pub seed: u64,
+}
+
+/// The texts embedded by the query tower: the queries, then (when the loss wants them) the
+/// negatives' own queries.
+fn query_side(batch: &TrainBatch, with_negative_queries: bool) -> Vec<String> {
+    let mut texts = batch.queries.clone();
+    if with_negative_queries {
+        texts.extend(batch.negative_queries.iter().map(|n| n.text.clone()));
+    }
+    texts
 }
 
 impl StepContext<'_> {
+    fn wants_negative_queries(&self, batch: &TrainBatch) -> bool {
+        self.loss.needs_negative_queries() && !batch.negative_queries.is_empty()
+    }
+
+    /// Calls the loss on the batch's vectors; `query_side` holds the queries and then the
+    /// negative queries, if any.
+    fn call_loss(
+        &self,
+        batch: &TrainBatch,
+        query_side: &Tensor,
+        passages: &Tensor,
+        extra: Option<&ExtraNegatives>,
+    ) -> Result<LossOutput> {
+        let b = batch.len();
+        let queries = query_side.narrow(0, 0, b)?;
+        let n = query_side.dim(0)? - b;
+        let negative_queries = (n > 0).then(|| query_side.narrow(0, b, n)).transpose()?;
+        self.loss.loss(&LossInput {
+            queries: &queries,
+            passages,
+            group: batch.group,
+            batch,
+            negative_queries: negative_queries.as_ref(),
+            extra_negatives: extra,
+            progress: self.progress,
+            seed: self.seed,
+        })
+    }
+
+    fn parts(out: &LossOutput) -> Result<Vec<(String, f64)>> {
+        out.parts
+            .iter()
+            .map(|(n, t)| Ok((n.clone(), scalar(t)?)))
+            .collect()
+    }
+
     fn tokenize_chunks(
         &self,
         texts: &[String],
@@ -101,23 +142,20 @@ impl StepContext<'_> {
     }
 
     /// Gradients of the whole batch in one autograd graph.
-    pub fn plain(&self, batch: &BatchTexts, extra: &mut ExtraNegatives) -> Result<Gradients> {
+    pub fn plain(&self, batch: &TrainBatch, memory: &mut MemoryLookup) -> Result<Gradients> {
+        let queries = query_side(batch, self.wants_negative_queries(batch));
         let (q, p) = self.model.forward_pair(
-            &self.tokenize_chunks(&batch.queries, TextKind::Query, batch.queries.len())?[0],
+            &self.tokenize_chunks(&queries, TextKind::Query, queries.len())?[0],
             &self.tokenize_chunks(&batch.passages, TextKind::Passage, batch.passages.len())?[0],
         )?;
-        let extra = extra(&q.detach())?;
-        let loss = self.loss.loss(&LossInput {
-            queries: &q,
-            passages: &p,
-            group: batch.group,
-            extra_negatives: extra.as_ref(),
-        })?;
-        let value = scalar(&loss)?;
+        let extra = memory(&q.narrow(0, 0, batch.len())?.detach(), batch)?;
+        let out = self.call_loss(batch, &q, &p, extra.as_ref())?;
+        let value = scalar(&out.total)?;
         let mut acc = vec![None; self.params.len()];
-        self.collect(&loss.backward()?, &mut acc)?;
+        self.collect(&out.total.backward()?, &mut acc)?;
         Ok(Gradients {
             loss: value,
+            parts: Self::parts(&out)?,
             grads: self.finish(acc)?,
             passages: p.detach(),
         })
@@ -126,11 +164,12 @@ impl StepContext<'_> {
     /// The same gradients with GradCache, holding at most `chunk` texts' graph at a time.
     pub fn cached(
         &self,
-        batch: &BatchTexts,
+        batch: &TrainBatch,
         chunk: usize,
-        extra: &mut ExtraNegatives,
+        memory: &mut MemoryLookup,
     ) -> Result<Gradients> {
-        let q_batches = self.tokenize_chunks(&batch.queries, TextKind::Query, chunk)?;
+        let queries = query_side(batch, self.wants_negative_queries(batch));
+        let q_batches = self.tokenize_chunks(&queries, TextKind::Query, chunk)?;
         let p_batches = self.tokenize_chunks(&batch.passages, TextKind::Passage, chunk)?;
         let encode_all = |kind: TextKind, batches: &[TokenBatch]| -> Result<Tensor> {
             let parts = batches
@@ -142,15 +181,10 @@ impl StepContext<'_> {
         // Pass 1: embeddings as leaves, and the loss gradient with respect to them.
         let q = Var::from_tensor(&encode_all(TextKind::Query, &q_batches)?)?;
         let p = Var::from_tensor(&encode_all(TextKind::Passage, &p_batches)?)?;
-        let extra = extra(q.as_tensor())?;
-        let loss = self.loss.loss(&LossInput {
-            queries: q.as_tensor(),
-            passages: p.as_tensor(),
-            group: batch.group,
-            extra_negatives: extra.as_ref(),
-        })?;
-        let value = scalar(&loss)?;
-        let cache = loss.backward()?;
+        let extra = memory(&q.as_tensor().narrow(0, 0, batch.len())?.detach(), batch)?;
+        let out = self.call_loss(batch, q.as_tensor(), p.as_tensor(), extra.as_ref())?;
+        let value = scalar(&out.total)?;
+        let cache = out.total.backward()?;
         let grad_of = |v: &Var| -> Result<Tensor> {
             Ok(match cache.get(v.as_tensor()) {
                 Some(g) => g.clone(),
@@ -175,6 +209,7 @@ impl StepContext<'_> {
         }
         Ok(Gradients {
             loss: value,
+            parts: Self::parts(&out)?,
             grads: self.finish(acc)?,
             passages: p.as_tensor().detach(),
         })

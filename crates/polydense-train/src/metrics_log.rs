@@ -18,6 +18,9 @@ pub struct StepRecord {
     pub epoch: u64,
     /// The batch loss.
     pub loss: f64,
+    /// The named parts of a composite loss (InfoNCE, a penalty, ...), unweighted.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub loss_parts: std::collections::BTreeMap<String, f64>,
     /// The learning rate used.
     pub lr: f64,
     /// The global gradient norm before clipping.

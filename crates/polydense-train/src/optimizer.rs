@@ -62,14 +62,16 @@ pub fn clip_scale(norm: f64, max_norm: f64) -> f64 {
 /// AdamW over named variables, updating them in place, with PyTorch's bias correction.
 /// Biases and LayerNorm weights get no weight decay, as sentence-transformers' `fit` and the
 /// HF Trainer exclude them. The moments live in host memory as f32 and the update is one
-/// fused parallel loop per weight.
+/// fused parallel loop per weight. Each weight counts its own updates (as PyTorch's per-
+/// parameter `step`), so a weight that starts training at a resume (a new stage of
+/// sequential training) gets the bias correction of its own first step.
 #[derive(Debug)]
 pub struct AdamW {
     params: Vec<(String, Var)>,
     decay: Vec<bool>,
     m: Vec<Vec<f32>>,
     v: Vec<Vec<f32>>,
-    steps: u64,
+    steps: Vec<u64>,
     config: AdamWConfig,
 }
 
@@ -85,11 +87,11 @@ impl AdamW {
             .map(|(n, _)| !(n.ends_with(".bias") || n.contains("LayerNorm")))
             .collect();
         Ok(AdamW {
+            steps: vec![0; params.len()],
             params,
             decay,
             m: zeros.clone(),
             v: zeros,
-            steps: 0,
             config,
         })
     }
@@ -99,34 +101,30 @@ impl AdamW {
         &self.params
     }
 
-    /// Updates taken so far.
+    /// Updates taken so far (by the weight that has taken the most).
     pub fn steps(&self) -> u64 {
-        self.steps
+        self.steps.iter().copied().max().unwrap_or(0)
     }
 
     /// One update with learning rate `lr` and the gradients multiplied by `scale` (the
     /// clipping factor); `grads` follow the order of `params()`.
     pub fn step(&mut self, grads: &HostGrads, lr: f64, scale: f64) -> Result<()> {
         let c = self.config;
-        self.steps += 1;
-        let t = self.steps as i32;
-        let rule = Rule {
-            b1: c.beta1 as f32,
-            b2: c.beta2 as f32,
-            bc1: (1.0 - c.beta1.powi(t)) as f32,
-            bc2_sqrt: (1.0 - c.beta2.powi(t)).sqrt() as f32,
-            lr: lr as f32,
-            eps: c.eps as f32,
-            scale: scale as f32,
-            keep: 1.0,
-        };
         for (i, (_, var)) in self.params.iter().enumerate() {
+            self.steps[i] += 1;
+            let t = self.steps[i] as i32;
             let rule = Rule {
+                b1: c.beta1 as f32,
+                b2: c.beta2 as f32,
+                bc1: (1.0 - c.beta1.powi(t)) as f32,
+                bc2_sqrt: (1.0 - c.beta2.powi(t)).sqrt() as f32,
+                lr: lr as f32,
+                eps: c.eps as f32,
+                scale: scale as f32,
                 keep: match self.decay[i] {
                     true => (1.0 - lr * c.weight_decay) as f32,
                     false => 1.0,
                 },
-                ..rule
             };
             let (m, v, g) = (&mut self.m[i], &mut self.v[i], &grads.0[i]);
             let p = var.as_tensor();
@@ -147,7 +145,8 @@ impl AdamW {
         Ok(())
     }
 
-    /// The moments as named tensors (`m.NAME`, `v.NAME`) for a checkpoint.
+    /// The moments and update counts as named tensors (`m.NAME`, `v.NAME`, `t.NAME`) for a
+    /// checkpoint.
     pub fn state(&self) -> Result<HashMap<String, Tensor>> {
         let mut out = HashMap::new();
         for (i, (name, var)) in self.params.iter().enumerate() {
@@ -160,13 +159,28 @@ impl AdamW {
                 format!("v.{name}"),
                 Tensor::from_slice(&self.v[i], shape, &Device::Cpu)?,
             );
+            out.insert(
+                format!("t.{name}"),
+                Tensor::new(self.steps[i] as i64, &Device::Cpu)?,
+            );
         }
         Ok(out)
     }
 
-    /// Restores moments and the step count from a checkpoint.
-    pub fn restore(&mut self, state: &HashMap<String, Tensor>, steps: u64) -> Result<()> {
+    /// Restores moments and update counts from a checkpoint, returning the names of the
+    /// weights the checkpoint has no state for: weights that were frozen when it was written
+    /// and train now, which start from zero moments. Checkpoints from before per-weight counts
+    /// take `steps` (the run's step) as every weight's count.
+    pub fn restore(&mut self, state: &HashMap<String, Tensor>, steps: u64) -> Result<Vec<String>> {
+        let mut fresh = Vec::new();
         for (i, (name, var)) in self.params.iter().enumerate() {
+            if !state.contains_key(&format!("m.{name}")) {
+                self.m[i].fill(0.0);
+                self.v[i].fill(0.0);
+                self.steps[i] = 0;
+                fresh.push(name.clone());
+                continue;
+            }
             let get = |key: String| -> Result<Vec<f32>> {
                 let t = state.get(&key).ok_or_else(|| {
                     TrainError::config("resume", format!("optimizer state lacks `{key}`"))
@@ -181,9 +195,12 @@ impl AdamW {
             };
             self.m[i] = get(format!("m.{name}"))?;
             self.v[i] = get(format!("v.{name}"))?;
+            self.steps[i] = match state.get(&format!("t.{name}")) {
+                Some(t) => t.to_dtype(DType::I64)?.to_scalar::<i64>()?.max(0) as u64,
+                None => steps,
+            };
         }
-        self.steps = steps;
-        Ok(())
+        Ok(fresh)
     }
 }
 
@@ -319,11 +336,22 @@ mod tests {
         // The state round-trips through a checkpoint.
         let state = opt.state().unwrap();
         let mut again = AdamW::new(opt.params().to_vec(), cfg).unwrap();
-        again.restore(&state, 2).unwrap();
+        assert!(again.restore(&state, 2).unwrap().is_empty());
         assert_eq!(
             (again.m.clone(), again.v.clone(), again.steps()),
             (opt.m.clone(), opt.v.clone(), 2)
         );
+        // A weight the checkpoint has no state for (frozen when it was written) starts afresh,
+        // with the bias correction of its own first update.
+        let mut partial = state.clone();
+        partial.retain(|k, _| !k.ends_with("l.bias"));
+        let mut fresh = AdamW::new(opt.params().to_vec(), cfg).unwrap();
+        assert_eq!(
+            fresh.restore(&partial, 2).unwrap(),
+            vec!["l.bias".to_string()]
+        );
+        assert_eq!(fresh.steps, vec![2, 0]);
+        assert!(fresh.m[1].iter().all(|&x| x == 0.0));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 use std::collections::{HashSet, VecDeque};
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
+
 use candle_core::{DType, Device, Tensor};
 use polydense_data::TrainExample;
 use polydense_model::TextKind;
@@ -12,6 +14,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::cluster::{ClusterTarget, ClusteredConfig, ClusteredSampler, IctConfig};
 use crate::dual_encoder::DualEncoder;
 use crate::error::Result;
 use crate::tokenize::Tokenize;
@@ -213,6 +216,72 @@ impl BatchSampler for SequentialSampler {
             batches.pop();
         }
         Ok(batches)
+    }
+}
+
+/// The `[sampler]` table of a training config: how batches are drawn, with the clustered
+/// samplers' own keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", deny_unknown_fields)]
+pub enum SamplerConfig {
+    /// A seeded shuffle per epoch ([`RandomSampler`]).
+    #[serde(rename = "random")]
+    Random(NoKeys),
+    /// The file's order ([`SequentialSampler`]).
+    #[serde(rename = "sequential")]
+    Sequential(NoKeys),
+    /// k-means clusters of the positive passages' embeddings (ICT-P, SIGIR'24).
+    #[serde(rename = "ict-p")]
+    IctP(IctConfig),
+    /// k-means clusters of the queries' embeddings (ICT-Q).
+    #[serde(rename = "ict-q")]
+    IctQ(IctConfig),
+}
+
+/// The keys of a table kind that takes none: any key given is refused by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoKeys {}
+
+impl Default for SamplerConfig {
+    fn default() -> Self {
+        SamplerConfig::Random(NoKeys {})
+    }
+}
+
+impl SamplerConfig {
+    /// The `kind` values this build knows.
+    pub const KINDS: &'static [&'static str] = &["random", "sequential", "ict-p", "ict-q"];
+
+    /// The clustered samplers' keys, when the sampler is clustered.
+    pub fn ict(&self) -> Option<&IctConfig> {
+        match self {
+            SamplerConfig::IctP(c) | SamplerConfig::IctQ(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Checks the keys' ranges; errors name the key as `sampler.<key>`.
+    pub fn validate(&self) -> Result<()> {
+        self.ict().map_or(Ok(()), IctConfig::validate)
+    }
+
+    /// The sampler over `n` examples in batches of `batch_size`, seeded by the run's seed.
+    pub fn build(&self, seed: u64, n: usize, batch_size: usize) -> Result<Box<dyn BatchSampler>> {
+        let target = match self {
+            SamplerConfig::Random(_) => return Ok(Box::new(RandomSampler { seed })),
+            SamplerConfig::Sequential(_) => return Ok(Box::new(SequentialSampler)),
+            SamplerConfig::IctP(_) => ClusterTarget::Passages,
+            SamplerConfig::IctQ(_) => ClusterTarget::Queries,
+        };
+        let c = self.ict().expect("clustered kinds carry keys");
+        Ok(Box::new(ClusteredSampler::new(ClusteredConfig {
+            target,
+            policy: c.refresh_policy(n, batch_size)?,
+            seed,
+            kmeans_iters: c.kmeans_iters,
+            probe: c.acr_probe,
+        })))
     }
 }
 

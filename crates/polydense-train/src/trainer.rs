@@ -6,25 +6,22 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use polydense_data::beir::BeirDataset;
-use polydense_data::{TrainExample, TrainPassage};
+use polydense_data::TrainExample;
 use polydense_eval::Report;
 use polydense_model::{Encoder, TextKind};
-use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 
+use crate::batch::{Collator, TrainBatch};
 use crate::checkpoint::{self, Checkpoint, TrainState};
-use crate::cluster::{ClusterTarget, ClusteredConfig, ClusteredSampler};
 use crate::config::{Towers, TrainConfig};
 use crate::dev_eval::{DevSet, DEV_METRICS};
 use crate::dual_encoder::DualEncoder;
 use crate::error::{Result, TrainError};
-use crate::grad_cache::{BatchTexts, StepContext};
-use crate::loss::{InfoNce, Loss};
+use crate::grad_cache::StepContext;
+use crate::loss::{Loss, Progress};
 use crate::memory::CrossBatchMemory;
 use crate::metrics_log::{MetricsLog, StepRecord};
 use crate::optimizer::{clip_scale, linear_lr, AdamW, AdamWConfig, HostGrads};
-use crate::sampler::{BatchSampler, EpochContext, ModelEmbedder, RandomSampler, SequentialSampler};
+use crate::sampler::{BatchSampler, EpochContext, ModelEmbedder};
 use crate::tokenize::{HfTokenize, Tokenize};
 
 /// Told what the trainer does, for progress bars and logs; every method defaults to nothing.
@@ -75,12 +72,12 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    /// A run over `examples` with InfoNCE at the configured temperature and the configured
-    /// sampler (random, or clustered ICT-P / ICT-Q under the configured refresh policy);
-    /// swap them with [`Trainer::with_loss`] and [`Trainer::with_sampler`].
+    /// A run over `examples` with the loss, sampler and memory the config's tables name,
+    /// training the weights its `freeze` / `only_train` patterns leave; swap the plug-ins with
+    /// [`Trainer::with_loss`], [`Trainer::with_sampler`] and [`Trainer::with_memory`].
     pub fn new(
         config: TrainConfig,
-        model: DualEncoder,
+        mut model: DualEncoder,
         tokenize: Box<dyn Tokenize>,
         examples: Vec<TrainExample>,
     ) -> Result<Self> {
@@ -94,8 +91,16 @@ impl Trainer {
                 format!("example `{}` has no positive passage", e.query_id),
             ));
         }
+        let trainable = config.trainable();
+        let all = model.params();
+        trainable.check(all.iter().map(|(n, _)| n.as_str()))?;
+        if !trainable.is_everything() {
+            model.freeze(&trainable)?;
+        }
         let optimizer = AdamW::new(
-            model.params(),
+            all.into_iter()
+                .filter(|(n, _)| trainable.trains(n))
+                .collect(),
             AdamWConfig {
                 beta1: config.beta1,
                 beta2: config.beta2,
@@ -103,13 +108,13 @@ impl Trainer {
                 weight_decay: config.weight_decay,
             },
         )?;
-        let sampler = sampler_for(&config, examples.len())?;
+        let sampler = config
+            .sampler
+            .build(config.seed, examples.len(), config.batch_size)?;
         Ok(Trainer {
-            loss: Box::new(InfoNce {
-                temperature: config.temperature,
-            }),
+            loss: config.loss.build(),
             sampler,
-            memory: None,
+            memory: config.memory.build(),
             state: TrainState {
                 seed: config.seed,
                 ..TrainState::default()
@@ -133,12 +138,23 @@ impl Trainer {
         }
         let device = polydense_model::device(config.cuda)?;
         let dir = polydense_model::resolve(&config.model)?;
-        let encoder = Encoder::load(&dir, &device)?;
+        let two_tower = polydense_model::is_two_tower(&dir);
+        if two_tower && config.towers == Towers::Shared {
+            return Err(TrainError::config(
+                "towers",
+                format!(
+                    "{} holds separate query and passage towers; set towers = \"separate\" to continue training them",
+                    dir.display()
+                ),
+            ));
+        }
+        let load = |kind| Encoder::load(&polydense_model::tower_dir(&dir, kind), &device);
+        let encoder = load(TextKind::Query)?;
         let tokenize =
             HfTokenize::from_encoder(&encoder, config.max_query_length, config.max_passage_length)?;
         let model = match config.towers {
             Towers::Shared => DualEncoder::shared(encoder),
-            Towers::Separate => DualEncoder::separate(encoder, Encoder::load(&dir, &device)?),
+            Towers::Separate => DualEncoder::separate(encoder, load(TextKind::Passage)?),
         };
         if config.train_file.as_os_str().is_empty() {
             return Err(TrainError::config("train_file", "is required"));
@@ -226,13 +242,20 @@ impl Trainer {
             .device()
             .clone();
         let ck = checkpoint::load(&dir, &device)?;
-        for (name, var) in self.optimizer.params() {
-            let t = ck.model.get(name).ok_or_else(|| {
+        for (name, var) in self.model.params() {
+            let t = ck.model.get(&name).ok_or_else(|| {
                 TrainError::config("resume", format!("{} lacks weight `{name}`", dir.display()))
             })?;
             var.set(&t.to_dtype(var.dtype())?)?;
         }
-        self.optimizer.restore(&ck.optimizer, ck.state.step)?;
+        let fresh = self.optimizer.restore(&ck.optimizer, ck.state.step)?;
+        if !fresh.is_empty() {
+            tracing::info!(
+                "{} weights start training at this resume, with fresh optimiser state (they were frozen at step {})",
+                fresh.len(),
+                ck.state.step
+            );
+        }
         self.sampler.restore(&ck.state.sampler)?;
         if let Some(m) = &mut self.memory {
             m.restore(ck.memory)?;
@@ -354,7 +377,7 @@ impl Trainer {
     /// One optimiser step on the examples `batch`.
     fn step(&mut self, batch: &[usize], total: u64) -> Result<StepRecord> {
         let started = Instant::now();
-        let texts = self.batch_texts(batch, self.state.step);
+        let batch = self.collate(batch, self.state.step);
         let lr = linear_lr(
             self.config.lr,
             self.state.step,
@@ -366,15 +389,21 @@ impl Trainer {
             tokenize: &*self.tokenize,
             loss: &*self.loss,
             params: self.optimizer.params(),
+            progress: Progress {
+                step: self.state.step,
+                total_steps: total,
+                epoch: self.state.epoch,
+            },
+            seed: self.state.seed,
         };
         let memory = &mut self.memory;
-        let mut extra = |q: &candle_core::Tensor| match memory {
-            Some(m) => m.negatives(q),
+        let mut lookup = |q: &candle_core::Tensor, b: &TrainBatch| match memory {
+            Some(m) => m.negatives(q, b)?.map(|e| e.for_batch(b)).transpose(),
             None => Ok(None),
         };
         let g = match self.config.grad_cache_chunk {
-            0 => ctx.plain(&texts, &mut extra)?,
-            chunk => ctx.cached(&texts, chunk, &mut extra)?,
+            0 => ctx.plain(&batch, &mut lookup)?,
+            chunk => ctx.cached(&batch, chunk, &mut lookup)?,
         };
         let step = self.state.step + 1;
         let non_finite = |what, value| TrainError::NonFinite {
@@ -402,7 +431,7 @@ impl Trainer {
             started.elapsed() - t_clip
         );
         if let Some(m) = &mut self.memory {
-            m.push(&g.passages)?;
+            m.push(&g.passages, &batch.passage_ids)?;
         }
         self.state.step = step;
         self.state.batch_in_epoch += 1;
@@ -413,6 +442,7 @@ impl Trainer {
             step,
             epoch: self.state.epoch,
             loss: g.loss,
+            loss_parts: g.parts.into_iter().collect(),
             lr,
             grad_norm: norm,
             examples_per_s: batch.len() as f64 / started.elapsed().as_secs_f64().max(1e-9),
@@ -422,45 +452,13 @@ impl Trainer {
         })
     }
 
-    /// The texts of a batch. The positive and hard negatives of each query are drawn from
-    /// ChaCha8 stream `step` of the seed, so a resumed run draws the same ones. An example
-    /// with too few negatives repeats them; one with none borrows random other examples'
-    /// positives.
-    pub fn batch_texts(&self, batch: &[usize], step: u64) -> BatchTexts {
-        let mut rng = ChaCha8Rng::seed_from_u64(self.state.seed ^ 0x6e65_6761_7469_7665);
-        rng.set_stream(step);
-        let n = self.config.negatives;
-        let mut queries = Vec::with_capacity(batch.len());
-        let mut passages = Vec::with_capacity(batch.len() * (1 + n));
-        for &i in batch {
-            let ex = &self.examples[i];
-            queries.push(ex.query.clone());
-            let pos = &ex.positive_passages[rng.random_range(0..ex.positive_passages.len())];
-            passages.push(passage_text(pos));
-            if n == 0 {
-                continue;
-            }
-            if ex.negative_passages.is_empty() {
-                for _ in 0..n {
-                    let mut j = rng.random_range(0..self.examples.len());
-                    if j == i && self.examples.len() > 1 {
-                        j = (j + 1) % self.examples.len();
-                    }
-                    passages.push(passage_text(&self.examples[j].positive_passages[0]));
-                }
-            } else {
-                let mut order: Vec<usize> = (0..ex.negative_passages.len()).collect();
-                order.shuffle(&mut rng);
-                for k in 0..n {
-                    passages.push(passage_text(&ex.negative_passages[order[k % order.len()]]));
-                }
-            }
+    /// The batch of examples `batch` at step `step` (see [`Collator`]).
+    pub fn collate(&self, batch: &[usize], step: u64) -> TrainBatch {
+        Collator {
+            negatives: self.config.negatives,
+            seed: self.state.seed,
         }
-        BatchTexts {
-            queries,
-            passages,
-            group: 1 + n,
-        }
+        .collate(&self.examples, batch, step)
     }
 
     /// Scores the dev split, keeps the best model, and says whether to stop early.
@@ -498,10 +496,10 @@ impl Trainer {
     fn checkpoint(&mut self) -> Result<()> {
         let ck = Checkpoint {
             model: self
-                .optimizer
+                .model
                 .params()
-                .iter()
-                .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
+                .into_iter()
+                .map(|(n, v)| (n, v.as_tensor().clone()))
                 .collect(),
             optimizer: self.optimizer.state()?,
             memory: self.memory.as_ref().and_then(|m| m.state()),
@@ -516,31 +514,5 @@ impl Trainer {
     /// The run directory.
     pub fn out_dir(&self) -> &Path {
         &self.config.out_dir
-    }
-}
-
-/// The sampler a config names: "random", "sequential", or the clustered "ict-p" / "ict-q" with the
-/// config's refresh policy over `n` examples.
-pub fn sampler_for(config: &TrainConfig, n: usize) -> Result<Box<dyn BatchSampler>> {
-    let target = match config.sampler.as_str() {
-        "ict-p" => ClusterTarget::Passages,
-        "ict-q" => ClusterTarget::Queries,
-        "sequential" => return Ok(Box::new(SequentialSampler)),
-        _ => return Ok(Box::new(RandomSampler { seed: config.seed })),
-    };
-    Ok(Box::new(ClusteredSampler::new(ClusteredConfig {
-        target,
-        policy: config.refresh_policy(n)?,
-        seed: config.seed,
-        kmeans_iters: config.kmeans_iters,
-        probe: config.acr_probe,
-    })))
-}
-
-/// The text a passage is encoded from: `title text`, as BEIR's dense models join them.
-pub fn passage_text(p: &TrainPassage) -> String {
-    match p.title.is_empty() {
-        true => p.text.clone(),
-        false => format!("{} {}", p.title, p.text),
     }
 }

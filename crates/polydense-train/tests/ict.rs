@@ -11,8 +11,8 @@ use candle_core::{DType, Device};
 use polydense_data::{TrainExample, TrainPassage};
 use polydense_model::{Encoder, EncoderConfig};
 use polydense_train::{
-    sampler_for, BatchSampler, DualEncoder, EpochContext, HashTokenize, Quiet, SamplerStats,
-    TrainConfig, Trainer,
+    BatchSampler, DualEncoder, EpochContext, HashTokenize, IctConfig, InfoNceConfig, LossConfig,
+    Quiet, SamplerConfig, SamplerStats, TrainConfig, Trainer,
 };
 
 mod common;
@@ -45,18 +45,33 @@ fn tok() -> HashTokenize {
     }
 }
 
-fn config(out: &Path, sampler: &str, refresh: &str) -> TrainConfig {
-    TrainConfig {
-        out_dir: out.to_path_buf(),
-        sampler: sampler.into(),
+/// A clustered run, `ict` changing the clustered sampler's keys from refresh `refresh` and
+/// 4 clusters.
+fn config(
+    out: &Path,
+    sampler: &str,
+    refresh: &str,
+    ict: impl FnOnce(&mut IctConfig),
+) -> TrainConfig {
+    let mut keys = IctConfig {
         refresh: refresh.into(),
         clusters: 4,
+        ..IctConfig::default()
+    };
+    ict(&mut keys);
+    TrainConfig {
+        out_dir: out.to_path_buf(),
+        sampler: match sampler {
+            "ict-p" => SamplerConfig::IctP(keys),
+            "ict-q" => SamplerConfig::IctQ(keys),
+            other => panic!("not a clustered sampler: {other}"),
+        },
         batch_size: 4,
         negatives: 1,
         epochs: 3,
         lr: 1e-3,
         warmup_steps: 2,
-        temperature: 0.1,
+        loss: LossConfig::Infonce(InfoNceConfig { temperature: 0.1 }),
         seed: 11,
         encode_batch_size: 7,
         ..TrainConfig::default()
@@ -100,7 +115,7 @@ impl BatchSampler for Recording {
 fn trainer(cfg: TrainConfig, model_seed: u64, n: usize) -> (Trainer, Plans) {
     let enc = Encoder::random(&EncoderConfig::tiny_bert(), &Device::Cpu, model_seed).unwrap();
     let plans = Plans::default();
-    let inner = sampler_for(&cfg, n).unwrap();
+    let inner = cfg.sampler.build(cfg.seed, n, cfg.batch_size).unwrap();
     let t = Trainer::new(cfg, DualEncoder::shared(enc), Box::new(tok()), examples(n))
         .unwrap()
         .with_sampler(Box::new(Recording {
@@ -138,8 +153,7 @@ fn max_diff(a: &BTreeMap<String, Vec<f32>>, b: &BTreeMap<String, Vec<f32>>) -> f
 #[test]
 fn ict_p_batches_use_every_example_once_without_shared_positives_and_log_each_clustering() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut cfg = config(tmp.path(), "ict-p", "fixed");
-    cfg.refresh_every = 2;
+    let cfg = config(tmp.path(), "ict-p", "fixed", |c| c.refresh_every = 2);
     let n = 24;
     let ex = examples(n);
     let (mut t, plans) = trainer(cfg, 3, n);
@@ -230,13 +244,14 @@ fn ict_p_batches_use_every_example_once_without_shared_positives_and_log_each_cl
 #[test]
 fn sac_grows_k_and_ict_q_clusters_queries() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut cfg = config(tmp.path(), "ict-q", "sac");
     // A schedule scaled to 40 examples: 2, 3, 4 clusters, capped at N/10 = 4.
-    cfg.sac_k_start = Some(2);
-    cfg.sac_k_step = Some(1);
-    cfg.sac_warmup_epochs = Some(0);
-    cfg.sac_k_min = Some(1);
-    cfg.sac_k_max = Some(10);
+    let mut cfg = config(tmp.path(), "ict-q", "sac", |c| {
+        c.sac_k_start = Some(2);
+        c.sac_k_step = Some(1);
+        c.sac_warmup_epochs = Some(0);
+        c.sac_k_min = Some(1);
+        c.sac_k_max = Some(10);
+    });
     cfg.epochs = 4;
     let (mut t, _) = trainer(cfg, 4, 40);
     t.train(&mut Quiet).unwrap();
@@ -323,9 +338,8 @@ fn resume_mid_epoch_is_exact_across_a_refresh() {
     // 24 examples in batches of 4: 6 batches per epoch; the pause at step 8 is mid epoch 1,
     // and the clustering of epoch 2 runs after the resume.
     let cfg = |p: &Path| TrainConfig {
-        refresh_every: 2,
         checkpoint_every: 4,
-        ..config(p, "ict-p", "fixed")
+        ..config(p, "ict-p", "fixed", |c| c.refresh_every = 2)
     };
     resume_matches_straight(cfg, 8, None);
 }
@@ -336,14 +350,15 @@ fn resume_after_a_lost_checkpoint_redoes_an_acr_refresh_once() {
     // passed): the probe embeddings travel in the checkpoint. Checkpoints at 6, 12 and the
     // pause at 14; losing 14 resumes at 12, the end of epoch 1, before epoch 2's clustering.
     let cfg = |p: &Path| TrainConfig {
-        acr_min_gap: 1,
-        acr_max_gap: 4,
-        acr_drift: 0.0,
-        acr_loss_drop: 10.0,
-        acr_probe: 8,
         checkpoint_every: 6,
         keep_checkpoints: 3,
-        ..config(p, "ict-p", "acr")
+        ..config(p, "ict-p", "acr", |c| {
+            c.acr_min_gap = 1;
+            c.acr_max_gap = 4;
+            c.acr_drift = 0.0;
+            c.acr_loss_drop = 10.0;
+            c.acr_probe = 8;
+        })
     };
     resume_matches_straight(cfg, 14, Some(12));
     let tmp = tempfile::tempdir().unwrap();

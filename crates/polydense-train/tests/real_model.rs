@@ -6,18 +6,12 @@ use std::path::Path;
 
 use candle_core::Device;
 use polydense_model::{TextEncoder, TextKind};
-use polydense_train::{Quiet, TrainConfig, Trainer};
+use polydense_train::{
+    InfoNceConfig, LossConfig, NoKeys, Quiet, SamplerConfig, TrainConfig, Trainer,
+};
 
 fn model_dir() -> Option<std::path::PathBuf> {
-    let dir = polydense_model::io::hf::polydense_home().join("models/minilm-l6");
-    if dir.join("model.safetensors").is_file() {
-        return Some(dir);
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{} is missing (run scripts/setup --assets)", dir.display());
-    }
-    eprintln!("skip: {} is missing", dir.display());
-    None
+    polydense_data::paths::test_model("minilm-l6")
 }
 
 fn write(path: &Path, text: &str) {
@@ -106,4 +100,91 @@ fn a_config_run_on_minilm_writes_a_loadable_changed_model() {
     );
     assert!(tmp.path().join("run/eval/dev-step-00000002.json").is_file());
     assert!(tmp.path().join("run/best_model/tokenizer.json").is_file());
+}
+
+/// What `scripts/make_loss_parity_fixture.py` recorded from PyTorch + sentence-transformers.
+#[derive(serde::Deserialize)]
+struct Parity {
+    settings: ParitySettings,
+    pairs: Vec<ParityPair>,
+    losses: Vec<f64>,
+}
+
+#[derive(serde::Deserialize)]
+struct ParitySettings {
+    batch_size: usize,
+    steps: u64,
+    lr: f64,
+    temperature: f64,
+    weight_decay: f64,
+    max_grad_norm: f64,
+    max_length: usize,
+    warmup_steps: u64,
+}
+
+#[derive(serde::Deserialize)]
+struct ParityPair {
+    query: String,
+    positive: String,
+}
+
+#[test]
+fn ten_adamw_steps_on_minilm_give_pytorchs_losses() {
+    let Some(model) = model_dir() else { return };
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/loss_parity/reference.json"
+    );
+    let r: Parity = serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut train = String::new();
+    for (i, p) in r.pairs.iter().enumerate() {
+        train += &serde_json::json!({
+            "query_id": format!("q{i}"), "query": p.query,
+            "positive_passages": [{"docid": format!("d{i}"), "text": p.positive}],
+        })
+        .to_string();
+        train.push('\n');
+    }
+    write(&tmp.path().join("train.jsonl"), &train);
+    let s = &r.settings;
+    let config = TrainConfig {
+        model: model.display().to_string(),
+        train_file: tmp.path().join("train.jsonl"),
+        out_dir: tmp.path().join("run"),
+        sampler: SamplerConfig::Sequential(NoKeys {}),
+        negatives: 0,
+        batch_size: s.batch_size,
+        max_steps: s.steps,
+        lr: s.lr,
+        warmup_steps: s.warmup_steps,
+        weight_decay: s.weight_decay,
+        max_grad_norm: s.max_grad_norm,
+        max_query_length: s.max_length,
+        max_passage_length: s.max_length,
+        loss: LossConfig::Infonce(InfoNceConfig {
+            temperature: s.temperature,
+        }),
+        ..TrainConfig::default()
+    };
+    Trainer::from_config(config)
+        .unwrap()
+        .train(&mut Quiet)
+        .unwrap();
+    let ours: Vec<f64> = std::fs::read_to_string(tmp.path().join("run/metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter_map(|v| v["loss"].as_f64())
+        .collect();
+    assert_eq!(ours.len(), r.losses.len());
+    for (step, (a, b)) in ours.iter().zip(&r.losses).enumerate() {
+        assert!(
+            (a - b).abs() < 1e-4,
+            "step {}: polydense {a:.6}, PyTorch {b:.6}",
+            step + 1
+        );
+    }
+    // The losses moved: the comparison covers ten real updates, not ten copies of step one.
+    assert!((r.losses[0] - r.losses[9]).abs() > 1e-3, "{:?}", r.losses);
 }

@@ -12,7 +12,8 @@ use polydense_data::{Document, Query, TrainExample, TrainPassage};
 use polydense_model::{Encoder, EncoderConfig};
 use polydense_train::checkpoint;
 use polydense_train::{
-    DualEncoder, FifoMemory, HashTokenize, InfoNce, Loss, LossInput, Quiet, StepContext,
+    CrossBatchMemory, DualEncoder, FifoMemory, HashTokenize, InfoNce, InfoNceConfig, Loss,
+    LossConfig, LossInput, LossOutput, MemoryEntries, Progress, Quiet, StepContext, TrainBatch,
     TrainConfig, TrainError, Trainer,
 };
 
@@ -55,7 +56,7 @@ fn config(out: &Path) -> TrainConfig {
         warmup_steps: 2,
         weight_decay: 0.01,
         checkpoint_every: 3,
-        temperature: 0.1,
+        loss: LossConfig::Infonce(InfoNceConfig { temperature: 0.1 }),
         seed: 11,
         ..TrainConfig::default()
     }
@@ -102,7 +103,7 @@ fn gradcache_matches_plain(separate: bool) {
     cfg.negatives = 2;
     cfg.batch_size = 8;
     let t = trainer(cfg, 1, false);
-    let batch = t.batch_texts(&[0, 3, 5, 7, 9, 11, 13, 20], 0);
+    let batch = t.collate(&[0, 3, 5, 7, 9, 11, 13, 20], 0);
     assert_eq!((batch.queries.len(), batch.passages.len()), (8, 24));
     let loss = InfoNce { temperature: 0.05 };
     let tokenize = tok();
@@ -111,10 +112,14 @@ fn gradcache_matches_plain(separate: bool) {
         tokenize: &tokenize,
         loss: &loss,
         params: &params,
+        progress: Progress::default(),
+        seed: 1,
     };
-    let plain = ctx.plain(&batch, &mut |_| Ok(None)).unwrap();
+    let plain = ctx.plain(&batch, &mut |_, _| Ok(None)).unwrap();
     // 3 does not divide 8 or 24: the last chunks are short.
-    let cached = ctx.cached(&batch, 3, &mut |_| Ok(None)).unwrap();
+    let cached = ctx.cached(&batch, 3, &mut |_, _| Ok(None)).unwrap();
+    // What a cross-batch memory receives carries no autograd graph on either path.
+    assert!(!plain.passages.track_op() && !cached.passages.track_op());
     assert!(
         (plain.loss - cached.loss).abs() < 1e-12,
         "{} vs {}",
@@ -253,10 +258,14 @@ impl Loss for NanFrom {
     fn name(&self) -> &str {
         "nan-from"
     }
-    fn loss(&self, input: &LossInput) -> polydense_train::Result<Tensor> {
-        let l = InfoNce { temperature: 0.1 }.loss(input)?;
+    fn loss(&self, input: &LossInput) -> polydense_train::Result<LossOutput> {
+        let l = InfoNce { temperature: 0.1 }.nll(input)?;
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-        Ok(if n >= self.at { (l * f64::NAN)? } else { l })
+        Ok(LossOutput::single(if n >= self.at {
+            (l * f64::NAN)?
+        } else {
+            l
+        }))
     }
 }
 
@@ -409,4 +418,261 @@ fn config_errors_name_the_key() {
         err.starts_with("config `eval_metric`: `map@3` is not one of"),
         "{err}"
     );
+}
+
+/// InfoNCE plus a penalty weighted by a number drawn from the step's random stream, reported
+/// as two parts: a stochastic composite loss, to pin parts logging and resumable randomness.
+struct RandomPenalty;
+
+impl Loss for RandomPenalty {
+    fn name(&self) -> &str {
+        "random-penalty"
+    }
+    fn loss(&self, input: &LossInput) -> polydense_train::Result<LossOutput> {
+        use rand::Rng;
+        let nce = InfoNce { temperature: 0.1 }.nll(input)?;
+        let w: f64 = input.rng().random_range(0.0..0.5);
+        let penalty = input.passages.sqr()?.mean_all()?;
+        Ok(LossOutput {
+            total: (&nce + (&penalty * w)?)?,
+            parts: vec![("infonce".into(), nce), ("penalty".into(), penalty)],
+        })
+    }
+}
+
+#[test]
+fn loss_parts_reach_metrics_jsonl_and_a_stochastic_loss_resumes_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |dir: &str, pause: Option<u64>, seed: u64| {
+        let mut t =
+            trainer(config(&tmp.path().join(dir)), seed, false).with_loss(Box::new(RandomPenalty));
+        t.resume().unwrap();
+        t.train_until(&mut Quiet, pause).unwrap();
+        t
+    };
+    let straight = run("straight", None, 5);
+    run("resumed", Some(3), 5);
+    let resumed = run("resumed", None, 77);
+    assert!(max_diff(&weights(&straight), &weights(&resumed)) < 1e-6);
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(tmp.path().join("straight/metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    assert_eq!(lines.len(), 6);
+    for v in &lines {
+        let parts = v["loss_parts"].as_object().unwrap();
+        assert_eq!(parts.keys().collect::<Vec<_>>(), ["infonce", "penalty"]);
+        // The total lies between InfoNCE alone and InfoNCE plus half the penalty.
+        let (nce, pen) = (
+            parts["infonce"].as_f64().unwrap(),
+            parts["penalty"].as_f64().unwrap(),
+        );
+        let loss = v["loss"].as_f64().unwrap();
+        assert!(loss >= nce - 1e-6 && loss <= nce + 0.5 * pen + 1e-6, "{v}");
+    }
+    // A plain InfoNCE run writes no parts, as before.
+    let plain = tmp.path().join("plain");
+    trainer(config(&plain), 5, false).train(&mut Quiet).unwrap();
+    let text = std::fs::read_to_string(plain.join("metrics.jsonl")).unwrap();
+    assert!(!text.contains("loss_parts"), "{text}");
+}
+
+#[test]
+fn frozen_weights_stay_bit_identical_and_resume_still_equals_a_straight_run() {
+    let frozen = |p: &Path| TrainConfig {
+        only_train: vec!["encoder.layer.1.*".into()],
+        ..config(p)
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let before = weights(&trainer(frozen(tmp.path()), 5, false));
+    let mut t = trainer(frozen(tmp.path()), 5, false);
+    t.train(&mut Quiet).unwrap();
+    let after = weights(&t);
+    let mut moved = 0;
+    for (name, w) in &after {
+        match name.starts_with("encoder.layer.1.") {
+            true => moved += usize::from(w != &before[name]),
+            false => assert_eq!(w, &before[name], "{name} is frozen but changed"),
+        }
+    }
+    assert!(moved >= 14, "only {moved} weights of layer 1 trained");
+    // The checkpoint holds the whole model, and optimiser state only for what trains.
+    let ck = checkpoint::load(
+        &checkpoint::latest(tmp.path()).unwrap().unwrap(),
+        &Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(ck.model.len(), after.len());
+    assert!(ck.optimizer.keys().all(|k| k.contains("encoder.layer.1.")));
+    resume_matches_straight(frozen, false, false);
+}
+
+#[test]
+fn a_resume_that_unfreezes_weights_starts_their_optimiser_afresh() {
+    let tmp = tempfile::tempdir().unwrap();
+    let stage = |only: &str| TrainConfig {
+        only_train: vec![only.into()],
+        ..config(tmp.path())
+    };
+    let mut first = trainer(stage("encoder.layer.1.*"), 5, false);
+    first.train_until(&mut Quiet, Some(3)).unwrap();
+    let mut second = trainer(stage("encoder.layer.*"), 5, false);
+    assert_eq!(second.resume().unwrap(), Some(3));
+    second.train(&mut Quiet).unwrap();
+    let ck = checkpoint::load(
+        &checkpoint::latest(tmp.path()).unwrap().unwrap(),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let t = |name: &str| {
+        ck.optimizer[&format!("t.encoder.layer.{name}")]
+            .to_scalar::<i64>()
+            .unwrap()
+    };
+    // Layer 1 trained all six steps; layer 0 only the three after the resume.
+    assert_eq!(
+        (t("1.output.dense.weight"), t("0.output.dense.weight")),
+        (6, 3)
+    );
+    // Layer 0's weights moved away from the first stage's values.
+    let w0 = |t: &Trainer| weights(t)["encoder.layer.0.output.dense.weight"].clone();
+    assert_ne!(w0(&first), w0(&second));
+}
+
+#[test]
+fn freeze_patterns_that_match_nothing_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = TrainConfig {
+        freeze: vec!["embedings.*".into()],
+        ..config(tmp.path())
+    };
+    let enc = Encoder::random(&EncoderConfig::tiny_bert(), &Device::Cpu, 1).unwrap();
+    let err = Trainer::new(cfg, DualEncoder::shared(enc), Box::new(tok()), examples(8))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("`embedings.*` matches no weight"), "{err}");
+}
+
+/// One call of the loss as the probe saw it: the batch, the negative-query vectors and the
+/// memory's mask.
+type Seen = (TrainBatch, Option<Vec<Vec<f64>>>, Option<Vec<Vec<u8>>>);
+
+/// Records what the trainer hands the loss, then computes InfoNCE.
+#[derive(Default)]
+struct Probe {
+    seen: std::sync::Mutex<Vec<Seen>>,
+}
+
+impl Loss for &'static Probe {
+    fn name(&self) -> &str {
+        "probe"
+    }
+    fn needs_negative_queries(&self) -> bool {
+        true
+    }
+    fn loss(&self, input: &LossInput) -> polydense_train::Result<LossOutput> {
+        let nq = input
+            .negative_queries
+            .map(|t| t.to_dtype(DType::F64).unwrap().to_vec2().unwrap());
+        let mask = input.extra_negatives.map(|e| e.allowed.to_vec2().unwrap());
+        self.seen
+            .lock()
+            .unwrap()
+            .push((input.batch.clone(), nq, mask));
+        Ok(LossOutput::single(InfoNce { temperature: 0.1 }.nll(input)?))
+    }
+}
+
+/// A memory holding, after each push, the batch's positives under their ids.
+struct Positives(FifoMemory);
+
+impl CrossBatchMemory for Positives {
+    fn name(&self) -> &str {
+        "positives"
+    }
+    fn negatives(
+        &mut self,
+        q: &Tensor,
+        b: &TrainBatch,
+    ) -> polydense_train::Result<Option<MemoryEntries>> {
+        assert!(
+            !q.track_op(),
+            "the memory was handed query vectors with a graph"
+        );
+        self.0.negatives(q, b)
+    }
+    fn push(&mut self, passages: &Tensor, ids: &[String]) -> polydense_train::Result<()> {
+        assert!(
+            !passages.track_op(),
+            "the memory was handed passages with a graph"
+        );
+        self.0.push(passages, ids)
+    }
+    fn state(&self) -> Option<MemoryEntries> {
+        self.0.state()
+    }
+    fn restore(&mut self, s: Option<MemoryEntries>) -> polydense_train::Result<()> {
+        self.0.restore(s)
+    }
+}
+
+#[test]
+fn negative_queries_and_masked_memory_reach_the_loss_on_both_paths() {
+    // Examples whose negatives carry their own query (`query` on the negative).
+    let mut ex = examples(12);
+    for e in &mut ex {
+        for n in &mut e.negative_passages {
+            n.query = Some(format!("query of {}", n.docid));
+        }
+    }
+    for chunk in [0, 3] {
+        let probe: &'static Probe = Box::leak(Box::default());
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = TrainConfig {
+            grad_cache_chunk: chunk,
+            max_steps: 3,
+            ..config(tmp.path())
+        };
+        let enc = Encoder::random(&EncoderConfig::tiny_bert(), &Device::Cpu, 2).unwrap();
+        let mut t = Trainer::new(cfg, DualEncoder::shared(enc), Box::new(tok()), ex.clone())
+            .unwrap()
+            .with_loss(Box::new(probe))
+            .with_memory(Box::new(Positives(FifoMemory::new(64))));
+        t.train(&mut Quiet).unwrap();
+        let seen = probe.seen.lock().unwrap();
+        assert_eq!(seen.len(), 3);
+        let mut zeros = 0;
+        for (step, (batch, nq, mask)) in seen.iter().enumerate() {
+            // One negative per query, each with its query, and a vector for each.
+            assert_eq!(batch.negative_queries.len(), batch.len());
+            let nq = nq.as_ref().unwrap();
+            assert_eq!(nq.len(), batch.len());
+            for (n, v) in batch.negative_queries.iter().zip(nq) {
+                assert_eq!(n.text, format!("query of {}", batch.passage_ids[n.row]));
+                assert_eq!(v.len(), EncoderConfig::tiny_bert().hidden_size);
+            }
+            // The memory is empty at the first step; then every entry that is one of a
+            // query's positives is masked for that query, and only then.
+            match step {
+                0 => assert!(mask.is_none()),
+                _ => {
+                    let mask = mask.as_ref().unwrap();
+                    let ids: Vec<&String> =
+                        seen[..step].iter().flat_map(|s| &s.0.passage_ids).collect();
+                    assert_eq!(mask[0].len(), ids.len());
+                    for (i, row) in mask.iter().enumerate() {
+                        for (m, &allowed) in row.iter().enumerate() {
+                            let own = batch.positive_ids[i].contains(ids[m]);
+                            assert_eq!(allowed == 0, own, "step {step} query {i} entry {m}");
+                            zeros += usize::from(own);
+                        }
+                    }
+                }
+            }
+        }
+        assert!(zeros > 0, "no query met its own positive in the memory");
+    }
 }

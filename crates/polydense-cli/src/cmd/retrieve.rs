@@ -199,17 +199,9 @@ mod tests {
         }
     }
 
-    /// The installed all-MiniLM-L6-v2, or None (with a skip line) when it is absent outside CI.
+    /// The installed all-MiniLM-L6-v2; a missing one fails under `scripts/test` and CI.
     fn minilm() -> Option<PathBuf> {
-        let dir = polydense_data::paths::polydense_home().join("models/minilm-l6");
-        if dir.join("model.safetensors").is_file() {
-            return Some(dir);
-        }
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{} is missing; run scripts/setup --assets", dir.display());
-        }
-        eprintln!("skipping: {} is not installed", dir.display());
-        None
+        polydense_data::paths::test_model("minilm-l6")
     }
 
     #[test]
@@ -293,5 +285,75 @@ mod tests {
         let err = run(args).unwrap_err().to_string();
         assert!(err.contains("no qrels for split `nope`"), "{err}");
         assert!(err.contains("the splits here are: test"), "{err}");
+    }
+
+    #[test]
+    fn a_two_tower_model_retrieves_with_each_tower_for_its_texts() {
+        let Some(model) = minilm() else { return };
+        let out_dir =
+            std::env::temp_dir().join(format!("polydense-two-tower-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out_dir);
+        let out = TempDir(out_dir);
+        // Two towers from one checkpoint that embed differently: the passage tower reads a
+        // prefix the query tower does not add.
+        let dev = polydense_model::device(false).unwrap();
+        let query = polydense_model::Encoder::load(&model, &dev).unwrap();
+        let passage = polydense_model::Encoder::load(&model, &dev)
+            .unwrap()
+            .with_prompts(polydense_model::Prompts {
+                query: String::new(),
+                passage: "document: ".into(),
+            })
+            .unwrap();
+        let two = out.path().join("model");
+        polydense_train::DualEncoder::separate(query, passage)
+            .save(&two)
+            .unwrap();
+        assert!(polydense_model::is_two_tower(&two));
+        let enc = polydense_model::TextEncoder::load(&two, &dev).unwrap();
+        assert!(enc.is_two_tower());
+        let texts = ["Rivers run to the sea.", "Bread is baked."];
+        let vecs = |e: &polydense_model::TextEncoder, kind| {
+            e.encode(&texts, kind)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        };
+        let tower = |sub: &str| polydense_model::TextEncoder::load(&two.join(sub), &dev).unwrap();
+        assert_eq!(
+            vecs(&enc, TextKind::Passage),
+            vecs(&tower("passage"), TextKind::Passage)
+        );
+        assert_eq!(
+            vecs(&enc, TextKind::Query),
+            vecs(&tower("query"), TextKind::Query)
+        );
+        assert_ne!(
+            vecs(&enc, TextKind::Passage),
+            vecs(&tower("query"), TextKind::Passage)
+        );
+        // The whole retrieve command takes the directory as a model.
+        let args = Cli::try_parse_from([
+            "retrieve",
+            "--model",
+            two.to_str().unwrap(),
+            "--data",
+            FIXTURE,
+            "--k",
+            "3",
+            "--out",
+            out.path().join("run").to_str().unwrap(),
+        ])
+        .unwrap()
+        .args;
+        run(args).unwrap();
+        let report: Report = serde_json::from_str(
+            &std::fs::read_to_string(out.path().join("run/metrics.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(report.num_queries.overall, 3);
+        assert!(report.overall.get("mrr@10").unwrap() > 0.5, "{report:?}");
     }
 }

@@ -9,27 +9,35 @@ use indicatif::{ProgressBar, ProgressStyle};
 use polydense_eval::Report;
 use polydense_train::{StepRecord, Towers, TrainConfig, TrainObserver, Trainer};
 
-/// Declares the override flags once: each becomes `--key VALUE` and replaces the config's key.
-/// Keys listed after `; optional:` are `Option`s in the config (unset means "from a preset"),
-/// so a given flag sets `Some(value)`.
+/// Declares the override flags once: each becomes `--key VALUE` and, when given, sets the
+/// config key of the same name. Top-level keys take their flag from the field
+/// (`batch_size` ↔ `--batch-size`); the keys of the `[loss]`, `[sampler]` and `[memory]` tables
+/// are dotted (`--loss.temperature`), with the flat flags of earlier versions as aliases.
 macro_rules! overrides {
     ($( $(#[$doc:meta])* $field:ident : $ty:ty ),* ;
-     optional: $( $(#[$odoc:meta])* $ofield:ident : $oty:ty ),* $(,)?) => {
+     tables: $( $(#[$tdoc:meta])* $tfield:ident : $tty:ty = $key:literal $(| $alias:literal)? ),* $(,)?) => {
         /// One optional flag per config key; given flags win over the config file.
         #[derive(clap::Args, Default, Debug)]
         pub struct Overrides {
             $( $(#[$doc])* #[arg(long, help_heading = "Config overrides")] pub $field: Option<$ty>, )*
-            $( $(#[$odoc])* #[arg(long, help_heading = "Config overrides")] pub $ofield: Option<$oty>, )*
+            $( $(#[$tdoc])* #[arg(long = $key, $(alias = $alias,)? value_name = "VALUE", help_heading = "Config overrides")] pub $tfield: Option<$tty>, )*
         }
 
         impl Overrides {
-            /// Writes every given flag into `config`.
-            pub fn apply(self, config: &mut TrainConfig) {
-                $( if let Some(v) = self.$field { config.$field = v; } )*
-                $( if let Some(v) = self.$ofield { config.$ofield = Some(v); } )*
+            /// The given flags as `(config key, value)` pairs, in declaration order.
+            pub fn pairs(self) -> Vec<(String, toml::Value)> {
+                let mut out = Vec::new();
+                $( if let Some(v) = self.$field { out.push((stringify!($field).to_string(), toml_value(&v))); } )*
+                $( if let Some(v) = self.$tfield { out.push(($key.replace('-', "_"), toml_value(&v))); } )*
+                out
             }
         }
     };
+}
+
+/// A flag's parsed value as the TOML value of its config key.
+fn toml_value(v: &impl serde::Serialize) -> toml::Value {
+    toml::Value::try_from(v).expect("flag values serialise to TOML")
 }
 
 overrides! {
@@ -45,39 +53,8 @@ overrides! {
     dev_split: String,
     /// shared or separate query/passage towers.
     towers: Towers,
-    /// Loss (infonce).
-    loss: String,
-    /// InfoNCE temperature.
-    temperature: f64,
     /// Hard negatives per query.
     negatives: usize,
-    /// Batch sampler: random, sequential (file order), ict-p (clusters of positive passages)
-    /// or ict-q (of queries).
-    sampler: String,
-    /// Clusters k for refresh fixed / acr; 0 picks N / batch size.
-    clusters: usize,
-    /// When clustered samplers re-cluster: fixed, sac, acr or sac+acr.
-    refresh: String,
-    /// Epochs between clusterings under refresh = fixed.
-    refresh_every: u64,
-    /// Unit of the refresh schedules (epoch).
-    refresh_unit: String,
-    /// Defaults of the sac_* keys: paper or none.
-    sac_preset: String,
-    /// ACR: relative drop of the epoch mean loss that re-clusters.
-    acr_loss_drop: f64,
-    /// ACR: epochs over which the loss drop is measured.
-    acr_window: usize,
-    /// ACR: mean cosine drift of the probe passages that re-clusters.
-    acr_drift: f64,
-    /// ACR: probe passages measured for drift.
-    acr_probe: usize,
-    /// ACR: fewest epochs between clusterings.
-    acr_min_gap: u64,
-    /// ACR: most epochs between clusterings.
-    acr_max_gap: u64,
-    /// Most Lloyd iterations per k-means run.
-    kmeans_iters: usize,
     /// Queries per batch.
     batch_size: usize,
     /// GradCache chunk size; 0 off.
@@ -121,18 +98,59 @@ overrides! {
     /// Texts per forward pass when encoding the dev corpus.
     encode_batch_size: usize,
     /// Run on the first CUDA GPU (true/false).
-    cuda: bool;
-    optional:
+    cuda: bool,
+    /// Weights not to train, by name pattern (`*`, `?`), comma-separated or repeated.
+    #[arg(value_delimiter = ',')]
+    freeze: Vec<String>,
+    /// Train only the weights matching these patterns, comma-separated or repeated.
+    #[arg(value_delimiter = ',')]
+    only_train: Vec<String>;
+    tables:
+    /// Loss: infonce.
+    loss_kind: String = "loss.kind" | "loss",
+    /// InfoNCE temperature.
+    loss_temperature: f64 = "loss.temperature" | "temperature",
+    /// Batch sampler: random, sequential (file order), ict-p (clusters of positive passages)
+    /// or ict-q (of queries).
+    sampler_kind: String = "sampler.kind" | "sampler",
+    /// Clusters k for refresh fixed / acr; 0 picks N / batch size.
+    sampler_clusters: usize = "sampler.clusters" | "clusters",
+    /// When clustered samplers re-cluster: fixed, sac, acr or sac+acr.
+    sampler_refresh: String = "sampler.refresh" | "refresh",
+    /// Epochs between clusterings under refresh = fixed.
+    sampler_refresh_every: u64 = "sampler.refresh-every" | "refresh-every",
+    /// Unit of the refresh schedules (epoch).
+    sampler_refresh_unit: String = "sampler.refresh-unit" | "refresh-unit",
+    /// Defaults of the sac_* keys: paper or none.
+    sampler_sac_preset: String = "sampler.sac-preset" | "sac-preset",
     /// SAC: k of the first epochs (overrides the preset).
-    sac_k_start: usize,
+    sampler_sac_k_start: usize = "sampler.sac-k-start" | "sac-k-start",
     /// SAC: k added per epoch after the warm-up.
-    sac_k_step: usize,
+    sampler_sac_k_step: usize = "sampler.sac-k-step" | "sac-k-step",
     /// SAC: last epoch (0-based) at the starting k.
-    sac_warmup_epochs: u64,
+    sampler_sac_warmup_epochs: u64 = "sampler.sac-warmup-epochs" | "sac-warmup-epochs",
     /// SAC: largest k (k also stays at most N/10).
-    sac_k_max: usize,
+    sampler_sac_k_max: usize = "sampler.sac-k-max" | "sac-k-max",
     /// SAC: smallest k.
-    sac_k_min: usize,
+    sampler_sac_k_min: usize = "sampler.sac-k-min" | "sac-k-min",
+    /// ACR: relative drop of the epoch mean loss that re-clusters.
+    sampler_acr_loss_drop: f64 = "sampler.acr-loss-drop" | "acr-loss-drop",
+    /// ACR: epochs over which the loss drop is measured.
+    sampler_acr_window: usize = "sampler.acr-window" | "acr-window",
+    /// ACR: mean cosine drift of the probe passages that re-clusters.
+    sampler_acr_drift: f64 = "sampler.acr-drift" | "acr-drift",
+    /// ACR: probe passages measured for drift.
+    sampler_acr_probe: usize = "sampler.acr-probe" | "acr-probe",
+    /// ACR: fewest epochs between clusterings.
+    sampler_acr_min_gap: u64 = "sampler.acr-min-gap" | "acr-min-gap",
+    /// ACR: most epochs between clusterings.
+    sampler_acr_max_gap: u64 = "sampler.acr-max-gap" | "acr-max-gap",
+    /// Most Lloyd iterations per k-means run.
+    sampler_kmeans_iters: usize = "sampler.kmeans-iters" | "kmeans-iters",
+    /// Cross-batch memory: none or fifo.
+    memory_kind: String = "memory.kind",
+    /// FIFO memory: passage vectors kept.
+    memory_capacity: usize = "memory.capacity",
 }
 
 /// Flags of `polydense train`.
@@ -205,7 +223,7 @@ fn resolve_config(
     resume: bool,
     overrides: Overrides,
 ) -> Result<TrainConfig> {
-    let mut resolved = match (config, &overrides.out_dir) {
+    let base = match (config, &overrides.out_dir) {
         (Some(path), _) => TrainConfig::from_toml_file(path)?,
         (None, Some(out)) if resume && out.join("config.toml").is_file() => {
             TrainConfig::from_toml_file(&out.join("config.toml"))
@@ -213,8 +231,7 @@ fn resolve_config(
         }
         _ => TrainConfig::default(),
     };
-    overrides.apply(&mut resolved);
-    Ok(resolved)
+    Ok(base.with_overrides(&overrides.pairs())?)
 }
 
 /// The progress bar: steps with an ETA, and the loss, learning rate and rate of the last step.
@@ -245,8 +262,13 @@ impl TrainObserver for Bar {
                 (Some(k), Some(n)) => format!(" k {k} ({n} clusterings)"),
                 _ => String::new(),
             };
+            let parts: String = r
+                .loss_parts
+                .iter()
+                .map(|(k, v)| format!(" {k} {v:.4}"))
+                .collect();
             pb.set_message(format!(
-                "loss {:.4} lr {:.2e} {:.1} ex/s{clusters}",
+                "loss {:.4}{parts} lr {:.2e} {:.1} ex/s{clusters}",
                 r.loss, r.lr, r.examples_per_s
             ));
         }
@@ -262,5 +284,73 @@ impl TrainObserver for Bar {
             Some(pb) => pb.println(text),
             None => eprintln!("{text}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{Args as _, Command};
+
+    fn flags() -> Vec<String> {
+        Overrides::augment_args(Command::new("t"))
+            .get_arguments()
+            .filter_map(|a| a.get_long().map(str::to_string))
+            .collect()
+    }
+
+    #[test]
+    fn every_config_key_has_a_flag_and_every_flag_a_key() {
+        let keys: Vec<String> = TrainConfig::keys()
+            .into_iter()
+            .map(|k| k.replace('_', "-"))
+            .collect();
+        let flags = flags();
+        for k in &keys {
+            assert!(flags.contains(k), "config key `{k}` has no flag --{k}");
+        }
+        for f in &flags {
+            assert!(keys.contains(f), "flag --{f} sets no config key");
+        }
+    }
+
+    #[test]
+    fn flags_and_their_old_names_override_the_file() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            o: Overrides,
+        }
+        let parse = |argv: &[&str]| {
+            let mut v = vec!["t"];
+            v.extend_from_slice(argv);
+            <Cli as clap::Parser>::try_parse_from(v).unwrap().o
+        };
+        let c = TrainConfig::default()
+            .with_overrides(&parse(&["--loss.temperature", "0.02", "--batch-size", "8"]).pairs())
+            .unwrap();
+        assert_eq!(c.batch_size, 8);
+        assert_eq!(
+            c.loss,
+            polydense_train::LossConfig::Infonce(polydense_train::InfoNceConfig {
+                temperature: 0.02
+            })
+        );
+        let c = TrainConfig::default()
+            .with_overrides(
+                &parse(&[
+                    "--sampler",
+                    "ict-q",
+                    "--refresh",
+                    "acr",
+                    "--freeze",
+                    "embeddings.*,*.bias",
+                ])
+                .pairs(),
+            )
+            .unwrap();
+        assert_eq!(c.sampler.ict().unwrap().refresh, "acr");
+        assert!(matches!(c.sampler, polydense_train::SamplerConfig::IctQ(_)));
+        assert_eq!(c.freeze, ["embeddings.*", "*.bias"]);
     }
 }

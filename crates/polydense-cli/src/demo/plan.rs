@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use polydense_data::atomic::write_atomic;
 use polydense_data::xquad::LANGUAGES;
-use polydense_train::TrainConfig;
+use polydense_train::{InfoNceConfig, LossConfig, TrainConfig};
 
 use super::devset;
 use super::stage::Stage;
@@ -53,7 +53,7 @@ impl Settings {
             out_dir: out.join("train"),
             dev_dir: out.join("dev"),
             dev_split: "dev".into(),
-            temperature: 0.05,
+            loss: LossConfig::Infonce(InfoNceConfig { temperature: 0.05 }),
             negatives: 1,
             batch_size: batch,
             max_query_length: 32,

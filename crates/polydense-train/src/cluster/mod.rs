@@ -4,6 +4,7 @@
 //! progress-driven refreshes.
 //!
 //! - [`batches`]: clusters to batches (cut, merge, no shared positive in a batch);
+//! - [`config`]: the `[sampler]` keys of the clustered kinds;
 //! - [`policy`]: when to re-cluster and with which k (fixed, SAC, ACR, SAC+ACR);
 //! - [`language`]: how multilingual the clusters are;
 //! - [`record`]: `clusters.jsonl` and `projection.json` in the run directory;
@@ -27,12 +28,14 @@
 //! ```
 
 pub mod batches;
+pub mod config;
 pub mod language;
 pub mod policy;
 pub mod record;
 pub mod sampler;
 
 pub use batches::{cluster_batches, BatchPlan};
+pub use config::IctConfig;
 pub use language::mean_language_entropy;
 pub use policy::{AcrRule, PolicyInput, RefreshPolicy, RefreshReason, SacSchedule};
 pub use record::ClusteringRecord;

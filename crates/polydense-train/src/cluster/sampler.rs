@@ -14,13 +14,13 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::batch::passage_text;
 use crate::cluster::batches::cluster_batches;
 use crate::cluster::language::mean_language_entropy;
 use crate::cluster::policy::{PolicyInput, RefreshPolicy, RefreshReason};
 use crate::cluster::record::{append_record, write_projection, ClusteringRecord};
 use crate::error::{Result, TrainError};
 use crate::sampler::{BatchSampler, Embedder, EpochContext, SamplerStats};
-use crate::trainer::passage_text;
 
 /// What is embedded and clustered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,8 +5,14 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::{AcrRule, RefreshPolicy, SacSchedule};
 use crate::error::{Result, TrainError};
+use crate::freeze::Trainable;
+use crate::loss::LossConfig;
+use crate::memory::MemoryConfig;
+use crate::sampler::SamplerConfig;
+
+mod legacy;
+mod overrides;
 
 /// Whether queries and passages share one encoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -33,11 +39,13 @@ impl std::str::FromStr for Towers {
 }
 
 /// The settings of one training run. Every key has a default except `model`, `train_file`
-/// and `out_dir`; the TOML keys and the `polydense train` flags have the same names.
+/// and `out_dir`; the TOML keys and the `polydense train` flags have the same names, the keys
+/// of the `[loss]`, `[sampler]` and `[memory]` tables as `--loss.temperature` and the like.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
-    /// The starting model: an HF directory or an installed name (e5-small, minilm-l6).
+    /// The starting model: an HF directory (or a two-tower one) or an installed name
+    /// (e5-small, minilm-l6).
     pub model: String,
     /// Training examples, Tevatron jsonl (query, positive_passages, negative_passages).
     pub train_file: PathBuf,
@@ -49,61 +57,8 @@ pub struct TrainConfig {
     pub dev_split: String,
     /// Shared or separate query and passage towers.
     pub towers: Towers,
-    /// The loss: "infonce" (in-batch plus hard negatives).
-    pub loss: String,
-    /// Softmax temperature τ of InfoNCE: scores are cos/τ (0.05 as sentence-transformers' scale 20).
-    pub temperature: f64,
     /// Hard negatives per query, drawn from the example's negative_passages.
     pub negatives: usize,
-    /// How batches are drawn: "random" (a seeded shuffle per epoch), "sequential" (the
-    /// file's order), "ict-p" (k-means clusters of the positive passages' embeddings,
-    /// SIGIR'24) or "ict-q" (of the queries').
-    pub sampler: String,
-    /// Clusters k of the clustered samplers under `refresh = "fixed"` or `"acr"`; 0 picks
-    /// N / batch_size, so a cluster averages one batch.
-    pub clusters: usize,
-    /// When the clustered samplers re-cluster: "fixed" (every `refresh_every` epochs),
-    /// "sac" (k from the SAC-ICT schedule, whenever it changes), "acr" (ACR-ICT's loss-drop,
-    /// drift and gap rules) or "sac+acr" (SAC's k at ACR's times).
-    pub refresh: String,
-    /// Epochs between clusterings under `refresh = "fixed"` (the paper uses 10).
-    pub refresh_every: u64,
-    /// The unit of the refresh schedules; only "epoch".
-    pub refresh_unit: String,
-    /// Defaults of the SAC keys: "paper" (start 200, +50 per epoch after epoch 3, at most
-    /// 500, at least 50, as the public SAC-ICT code) or "none" (every `sac_*` key given).
-    pub sac_preset: String,
-    /// SAC: k of the first epochs (overrides the preset).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sac_k_start: Option<usize>,
-    /// SAC: k added per epoch after the warm-up (overrides the preset).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sac_k_step: Option<usize>,
-    /// SAC: the last epoch (0-based) at `sac_k_start` (overrides the preset).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sac_warmup_epochs: Option<u64>,
-    /// SAC: the largest k (overrides the preset); k also never exceeds N/10.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sac_k_max: Option<usize>,
-    /// SAC: the smallest k (overrides the preset).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sac_k_min: Option<usize>,
-    /// ACR: re-cluster when the epoch mean loss fell by more than this fraction over the
-    /// window (public ACR-ICT code: 0.05).
-    pub acr_loss_drop: f64,
-    /// ACR: epochs over which the loss drop is measured (4).
-    pub acr_window: usize,
-    /// ACR: re-cluster when the probe passages' mean cosine change since the last
-    /// clustering exceeds this.
-    pub acr_drift: f64,
-    /// ACR: probe passages whose drift is measured at epoch starts.
-    pub acr_probe: usize,
-    /// ACR: fewest epochs between clusterings (2).
-    pub acr_min_gap: u64,
-    /// ACR: most epochs between clusterings; a refresh is forced then (5).
-    pub acr_max_gap: u64,
-    /// Most Lloyd iterations of each k-means run.
-    pub kmeans_iters: usize,
     /// Queries per batch; each brings one positive and `negatives` hard negatives.
     pub batch_size: usize,
     /// GradCache chunk size (texts per forward pass with a graph); 0 encodes the whole
@@ -149,6 +104,22 @@ pub struct TrainConfig {
     pub encode_batch_size: usize,
     /// Run on the first CUDA GPU (needs the `cuda` build).
     pub cuda: bool,
+    /// Weights that are not trained, by name pattern (`*` any run of characters, `?` one):
+    /// `["embeddings.*"]` freezes the embedding tables. They get no update and no weight
+    /// decay, and no gradient is computed for them; checkpoints still hold them. Names are the
+    /// HF ones (`encoder.layer.3.output.dense.weight`), prefixed `query.` / `passage.` with
+    /// separate towers.
+    pub freeze: Vec<String>,
+    /// When not empty, only the weights matching one of these patterns train (`freeze` then
+    /// removes more).
+    pub only_train: Vec<String>,
+    /// The objective (`[loss] kind = "infonce"`, with its keys).
+    pub loss: LossConfig,
+    /// How batches are drawn (`[sampler] kind = "random" | "sequential" | "ict-p" | "ict-q"`,
+    /// with the clustered samplers' keys).
+    pub sampler: SamplerConfig,
+    /// Extra negatives from earlier batches (`[memory] kind = "none" | "fifo"`).
+    pub memory: MemoryConfig,
 }
 
 impl Default for TrainConfig {
@@ -160,27 +131,7 @@ impl Default for TrainConfig {
             dev_dir: PathBuf::new(),
             dev_split: "dev".into(),
             towers: Towers::Shared,
-            loss: "infonce".into(),
-            temperature: 0.05,
             negatives: 1,
-            sampler: "random".into(),
-            clusters: 0,
-            refresh: "fixed".into(),
-            refresh_every: 1,
-            refresh_unit: "epoch".into(),
-            sac_preset: "paper".into(),
-            sac_k_start: None,
-            sac_k_step: None,
-            sac_warmup_epochs: None,
-            sac_k_max: None,
-            sac_k_min: None,
-            acr_loss_drop: 0.05,
-            acr_window: 4,
-            acr_drift: 0.02,
-            acr_probe: 256,
-            acr_min_gap: 2,
-            acr_max_gap: 5,
-            kmeans_iters: 20,
             batch_size: 32,
             grad_cache_chunk: 0,
             max_query_length: 64,
@@ -203,12 +154,19 @@ impl Default for TrainConfig {
             keep_checkpoints: 2,
             encode_batch_size: 64,
             cuda: false,
+            freeze: Vec::new(),
+            only_train: Vec::new(),
+            loss: LossConfig::default(),
+            sampler: SamplerConfig::default(),
+            memory: MemoryConfig::default(),
         }
     }
 }
 
 impl TrainConfig {
     /// Reads a TOML config; unknown keys are errors, so a typo cannot be silently ignored.
+    /// Flat keys of earlier versions (`loss = "infonce"`, `temperature`, `sampler = "ict-p"`,
+    /// `refresh`, ...) are read into their tables with a warning that shows what to write.
     pub fn from_toml_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
         Self::from_toml_str(&text, path)
@@ -216,15 +174,44 @@ impl TrainConfig {
 
     /// Parses TOML text; `path` only names the source in errors.
     pub fn from_toml_str(text: &str, path: &Path) -> Result<Self> {
-        toml::from_str(text).map_err(|e| TrainError::Parse {
+        let parse_error = |message: String| TrainError::Parse {
             path: path.to_path_buf(),
-            message: e.to_string(),
-        })
+            message,
+        };
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| parse_error(e.to_string()))?;
+        let moved = legacy::migrate(&mut table);
+        let config = Self::from_table(table).map_err(parse_error)?;
+        if !moved.is_empty() {
+            tracing::warn!(
+                "{}: read the flat keys {} into tables; write them as\n{}",
+                path.display(),
+                moved.join(", "),
+                config.tables_toml()
+            );
+        }
+        Ok(config)
+    }
+
+    /// A config from an already-parsed table (no migration); the message is the parser's.
+    pub(crate) fn from_table(table: toml::Table) -> std::result::Result<Self, String> {
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| e.to_string())
     }
 
     /// The config as TOML, as saved in the run directory.
     pub fn to_toml(&self) -> String {
         toml::to_string(self).expect("a TrainConfig always serialises")
+    }
+
+    /// The `[loss]`, `[sampler]` and `[memory]` tables alone, as TOML.
+    fn tables_toml(&self) -> String {
+        let text = self.to_toml();
+        match text.find("\n[") {
+            Some(at) => text[at + 1..].to_string(),
+            None => String::new(),
+        }
     }
 
     /// Checks ranges that would otherwise fail deep inside a run.
@@ -234,7 +221,6 @@ impl TrainConfig {
             false => Err(TrainError::config(field, "must be greater than 0")),
         };
         positive("batch_size", self.batch_size > 0)?;
-        positive("temperature", self.temperature > 0.0)?;
         positive("lr", self.lr > 0.0)?;
         positive("keep_checkpoints", self.keep_checkpoints > 0)?;
         positive("encode_batch_size", self.encode_batch_size > 0)?;
@@ -247,137 +233,60 @@ impl TrainConfig {
         if !(0.0..1.0).contains(&self.beta1) || !(0.0..1.0).contains(&self.beta2) {
             return Err(TrainError::config("beta1", "β1 and β2 must lie in [0, 1)"));
         }
-        if self.loss != "infonce" {
-            return Err(TrainError::config(
-                "loss",
-                format!("unknown loss `{}` (known: infonce)", self.loss),
-            ));
+        self.loss.validate()?;
+        self.sampler.validate()?;
+        self.memory.validate()?;
+        for (field, patterns) in [("freeze", &self.freeze), ("only_train", &self.only_train)] {
+            if let Some(p) = patterns.iter().find(|p| p.trim().is_empty()) {
+                return Err(TrainError::config(
+                    field,
+                    format!("the pattern `{p}` is empty"),
+                ));
+            }
         }
-        if !["random", "sequential", "ict-p", "ict-q"].contains(&self.sampler.as_str()) {
-            return Err(TrainError::config(
-                "sampler",
-                format!(
-                    "unknown sampler `{}` (known: random, sequential, ict-p, ict-q)",
-                    self.sampler
-                ),
-            ));
-        }
-        if self.refresh_unit != "epoch" {
-            return Err(TrainError::config(
-                "refresh_unit",
-                format!("unknown unit `{}` (known: epoch)", self.refresh_unit),
-            ));
-        }
-        positive("refresh_every", self.refresh_every > 0)?;
-        positive("kmeans_iters", self.kmeans_iters > 0)?;
-        positive("acr_probe", self.acr_probe > 0)?;
-        positive("acr_max_gap", self.acr_max_gap > 0)?;
-        if self.acr_window < 2 {
-            return Err(TrainError::config(
-                "acr_window",
-                "must be at least 2 epochs",
-            ));
-        }
-        if self.acr_min_gap > self.acr_max_gap {
-            return Err(TrainError::config(
-                "acr_min_gap",
-                "must not exceed acr_max_gap",
-            ));
-        }
-        self.refresh_policy(1)?;
         Ok(())
     }
 
-    /// SAC's schedule: the preset, then every `sac_*` key that is set.
-    pub fn sac_schedule(&self) -> Result<SacSchedule> {
-        let preset = match self.sac_preset.as_str() {
-            "paper" => Some(SacSchedule::PAPER),
-            "none" => None,
-            other => {
-                return Err(TrainError::config(
-                    "sac_preset",
-                    format!("unknown preset `{other}` (known: paper, none)"),
-                ))
-            }
-        };
-        let pick = |field: &str, key: Option<usize>, preset: Option<usize>| {
-            key.or(preset)
-                .ok_or_else(|| TrainError::config(field, "is required when sac_preset = \"none\""))
-        };
-        let s = SacSchedule {
-            k_start: pick("sac_k_start", self.sac_k_start, preset.map(|p| p.k_start))?,
-            k_step: pick("sac_k_step", self.sac_k_step, preset.map(|p| p.k_step))?,
-            warmup_epochs: pick(
-                "sac_warmup_epochs",
-                self.sac_warmup_epochs.map(|e| e as usize),
-                preset.map(|p| p.warmup_epochs as usize),
-            )? as u64,
-            k_max: pick("sac_k_max", self.sac_k_max, preset.map(|p| p.k_max))?,
-            k_min: pick("sac_k_min", self.sac_k_min, preset.map(|p| p.k_min))?,
-        };
-        if s.k_min > s.k_max {
-            return Err(TrainError::config("sac_k_min", "must not exceed sac_k_max"));
+    /// Which weights train, by the `freeze` and `only_train` patterns.
+    pub fn trainable(&self) -> Trainable {
+        Trainable {
+            freeze: self.freeze.clone(),
+            only_train: self.only_train.clone(),
         }
-        Ok(s)
-    }
-
-    /// ACR's triggers.
-    pub fn acr_rule(&self) -> AcrRule {
-        AcrRule {
-            loss_drop: self.acr_loss_drop,
-            window: self.acr_window,
-            drift: self.acr_drift,
-            min_gap: self.acr_min_gap,
-            max_gap: self.acr_max_gap,
-        }
-    }
-
-    /// The refresh policy of the clustered samplers over `n` training examples.
-    pub fn refresh_policy(&self, n: usize) -> Result<RefreshPolicy> {
-        let k = match self.clusters {
-            0 => (n / self.batch_size.max(1)).max(1),
-            k => k,
-        };
-        Ok(match self.refresh.as_str() {
-            "fixed" => RefreshPolicy::Fixed {
-                every: self.refresh_every,
-                k,
-            },
-            "sac" => RefreshPolicy::Sac(self.sac_schedule()?),
-            "acr" => RefreshPolicy::Acr {
-                rule: self.acr_rule(),
-                k,
-            },
-            "sac+acr" => RefreshPolicy::SacAcr {
-                schedule: self.sac_schedule()?,
-                rule: self.acr_rule(),
-            },
-            other => {
-                return Err(TrainError::config(
-                    "refresh",
-                    format!("unknown refresh `{other}` (known: fixed, sac, acr, sac+acr)"),
-                ))
-            }
-        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::IctConfig;
+    use crate::loss::InfoNceConfig;
 
     #[test]
     fn toml_round_trip_and_defaults() {
         let c = TrainConfig::from_toml_str(
-            "model = \"m\"\nbatch_size = 8\ntowers = \"separate\"\n",
+            "model = \"m\"\nbatch_size = 8\ntowers = \"separate\"\nfreeze = [\"embeddings.*\"]\n\n[sampler]\nkind = \"ict-q\"\nrefresh = \"sac\"\nsac_k_start = 4\n",
             Path::new("x.toml"),
         )
         .unwrap();
         assert_eq!(c.batch_size, 8);
         assert_eq!(c.towers, Towers::Separate);
-        assert_eq!(c.temperature, 0.05);
+        assert_eq!(
+            c.loss,
+            LossConfig::Infonce(InfoNceConfig { temperature: 0.05 })
+        );
+        assert_eq!(c.freeze, ["embeddings.*"]);
+        let ict = c.sampler.ict().unwrap();
+        assert_eq!((ict.refresh.as_str(), ict.sac_k_start), ("sac", Some(4)));
         let back = TrainConfig::from_toml_str(&c.to_toml(), Path::new("y.toml")).unwrap();
         assert_eq!(back, c);
+        let text = TrainConfig::default().to_toml();
+        assert!(
+            text.contains("[loss]\nkind = \"infonce\"\ntemperature = 0.05\n"),
+            "{text}"
+        );
+        assert!(text.contains("[sampler]\nkind = \"random\"\n"), "{text}");
+        assert!(text.contains("[memory]\nkind = \"none\"\n"), "{text}");
     }
 
     #[test]
@@ -389,58 +298,55 @@ mod tests {
             err.starts_with("x.toml: ") && err.contains("batchsize"),
             "{err}"
         );
+        let err = TrainConfig::from_toml_str("[loss]\nkind = \"triplet\"\n", Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("triplet") && err.contains("infonce"), "{err}");
+        let err = TrainConfig::from_toml_str(
+            "[sampler]\nkind = \"random\"\nrefresh = \"acr\"\n",
+            Path::new("x.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("refresh"), "{err}");
         let c = TrainConfig {
-            temperature: 0.0,
+            loss: LossConfig::Infonce(InfoNceConfig { temperature: 0.0 }),
             ..TrainConfig::default()
         };
         let err = c.validate().unwrap_err().to_string();
-        assert_eq!(err, "config `temperature`: must be greater than 0");
+        assert_eq!(err, "config `loss.temperature`: must be greater than 0");
         let c = TrainConfig {
-            refresh: "sometimes".into(),
+            sampler: SamplerConfig::IctP(IctConfig {
+                refresh: "sometimes".into(),
+                ..IctConfig::default()
+            }),
             ..TrainConfig::default()
         };
         assert!(c
             .validate()
             .unwrap_err()
             .to_string()
-            .starts_with("config `refresh`"));
+            .starts_with("config `sampler.refresh`"));
     }
 
     #[test]
-    fn the_sac_preset_and_explicit_keys() {
-        let c = TrainConfig::from_toml_str(
-            "sampler = \"ict-p\"\nrefresh = \"sac\"\nsac_k_start = 8\nsac_k_max = 16\nsac_k_min = 2\n",
-            Path::new("x.toml"),
-        )
-        .unwrap();
-        c.validate().unwrap();
-        let s = c.sac_schedule().unwrap();
+    fn configs_of_earlier_versions_still_read() {
+        // What a run directory of an earlier version holds: every key flat.
+        let old = "model = \"m\"\nloss = \"infonce\"\ntemperature = 0.02\nnegatives = 1\nsampler = \"ict-p\"\nclusters = 0\nrefresh = \"acr\"\nrefresh_every = 1\nrefresh_unit = \"epoch\"\nsac_preset = \"paper\"\nacr_loss_drop = 0.05\nacr_window = 4\nacr_drift = 0.02\nacr_probe = 256\nacr_min_gap = 2\nacr_max_gap = 5\nkmeans_iters = 20\nbatch_size = 32\n";
+        let c = TrainConfig::from_toml_str(old, Path::new("old.toml")).unwrap();
         assert_eq!(
-            (s.k_start, s.k_step, s.warmup_epochs, s.k_max, s.k_min),
-            (8, 50, 3, 16, 2)
+            c.loss,
+            LossConfig::Infonce(InfoNceConfig { temperature: 0.02 })
         );
         assert_eq!(
-            TrainConfig::default().sac_schedule().unwrap(),
-            SacSchedule::PAPER
+            c.sampler,
+            SamplerConfig::IctP(IctConfig {
+                refresh: "acr".into(),
+                ..IctConfig::default()
+            })
         );
-        let back = TrainConfig::from_toml_str(&c.to_toml(), Path::new("y.toml")).unwrap();
-        assert_eq!(back, c);
-        let none = TrainConfig {
-            sac_preset: "none".into(),
-            refresh: "sac".into(),
-            sac_k_start: Some(4),
-            ..TrainConfig::default()
-        };
-        let err = none.validate().unwrap_err().to_string();
-        assert!(err.starts_with("config `sac_k_step`"), "{err}");
-        // Fixed k: `clusters`, or N / batch_size when 0.
-        let fixed = TrainConfig {
-            batch_size: 16,
-            ..TrainConfig::default()
-        };
-        assert_eq!(
-            fixed.refresh_policy(320).unwrap(),
-            RefreshPolicy::Fixed { every: 1, k: 20 }
-        );
+        let random = old.replace("sampler = \"ict-p\"", "sampler = \"random\"");
+        let c = TrainConfig::from_toml_str(&random, Path::new("old.toml")).unwrap();
+        assert_eq!(c.sampler, SamplerConfig::default());
     }
 }

@@ -1,39 +1,37 @@
-//! The [`Loss`] seam: a contrastive objective over one batch of query and passage vectors.
-//!
-//! The trainer calls [`Loss::loss`] once per optimiser step with the whole batch's
-//! embeddings. Under GradCache those embeddings are leaf variables cut from the encoder, so
-//! a loss must be a function of its inputs alone (no hidden state that changes between the
-//! two calls GradCache makes); the trainer then back-propagates the returned scalar. New
-//! objectives (CLPL, Matryoshka) implement this trait and plug into the same trainer.
+//! InfoNCE, the contrastive objective every recipe here starts from.
 
-use candle_core::{DType, Tensor, D};
+use candle_core::{Tensor, D};
+use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use super::{Loss, LossInput, LossOutput};
+use crate::error::{Result, TrainError};
 
-/// The vectors of one batch, laid out as the trainer builds them.
-#[derive(Debug, Clone, Copy)]
-pub struct LossInput<'a> {
-    /// `[B, dim]`, one row per query.
-    pub queries: &'a Tensor,
-    /// `[B·group, dim]`: query i's positive is row `i·group`, its hard negatives the
-    /// `group - 1` rows after it.
-    pub passages: &'a Tensor,
-    /// Passages per query (1 + hard negatives).
-    pub group: usize,
-    /// `[M, dim]` extra negatives shared by every query (a cross-batch memory); no gradient
-    /// flows into them.
-    pub extra_negatives: Option<&'a Tensor>,
+/// The keys of `[loss] kind = "infonce"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InfoNceConfig {
+    /// Softmax temperature τ: scores are cos/τ (0.05, sentence-transformers' scale 20; E5 was
+    /// trained near 0.01).
+    pub temperature: f64,
 }
 
-/// A training objective. Called by the trainer once per step (twice under GradCache: never
-/// with different inputs); the result is a scalar tensor whose gradient trains the encoder.
-pub trait Loss: Send {
-    /// A short name for logs and metrics.
-    fn name(&self) -> &str;
+impl Default for InfoNceConfig {
+    fn default() -> Self {
+        InfoNceConfig { temperature: 0.05 }
+    }
+}
 
-    /// The scalar loss of the batch; must be differentiable in `input.queries` and
-    /// `input.passages`.
-    fn loss(&self, input: &LossInput) -> Result<Tensor>;
+impl InfoNceConfig {
+    /// τ must be positive.
+    pub fn validate(&self) -> Result<()> {
+        match self.temperature > 0.0 {
+            true => Ok(()),
+            false => Err(TrainError::config(
+                "loss.temperature",
+                "must be greater than 0",
+            )),
+        }
+    }
 }
 
 /// InfoNCE (van den Oord et al. 2018) as DPR (Karpukhin et al. 2020) uses it: each query's
@@ -51,15 +49,26 @@ impl Loss for InfoNce {
         "infonce"
     }
 
-    fn loss(&self, input: &LossInput) -> Result<Tensor> {
+    fn loss(&self, input: &LossInput) -> Result<LossOutput> {
+        Ok(LossOutput::single(self.nll(input)?))
+    }
+}
+
+impl InfoNce {
+    /// The mean negative log-likelihood of each query's positive; other losses build on it.
+    pub fn nll(&self, input: &LossInput) -> Result<Tensor> {
         let q = input.queries;
-        let mut scores = q.matmul(&input.passages.t()?)?;
+        let in_batch = (q.matmul(&input.passages.t()?)? / self.temperature)?;
+        let mut scores = in_batch.clone();
         if let Some(extra) = input.extra_negatives {
-            let extra = extra.detach().to_dtype(q.dtype())?;
-            scores = Tensor::cat(&[&scores, &q.matmul(&extra.t()?)?], 1)?;
+            let vectors = extra.vectors.detach().to_dtype(q.dtype())?;
+            let s = (q.matmul(&vectors.t()?)? / self.temperature)?;
+            // A query's own positive coming back from the memory is no negative: -inf drops it
+            // from the softmax and passes it no gradient.
+            let excluded =
+                Tensor::full(f32::NEG_INFINITY, s.shape(), s.device())?.to_dtype(s.dtype())?;
+            scores = Tensor::cat(&[&scores, &extra.allowed.where_cond(&s, &excluded)?], 1)?;
         }
-        let scores = (scores / self.temperature)?;
-        let (b, cols) = scores.dims2()?;
         // The row maximum only shifts the log-sum-exp for stability; it carries no gradient.
         let max = scores.max_keepdim(D::Minus1)?.detach();
         let lse = (scores
@@ -68,26 +77,48 @@ impl Loss for InfoNce {
             .sum_keepdim(D::Minus1)?
             .log()?
             + &max)?;
+        // The positive's score, picked from the in-batch columns (a product with a one-hot row
+        // would turn the memory's -inf entries into NaN).
+        let (b, cols) = in_batch.dims2()?;
         let mut onehot = vec![0f32; b * cols];
         for i in 0..b {
             onehot[i * cols + i * input.group] = 1.0;
         }
         let onehot =
-            Tensor::from_vec(onehot, (b, cols), scores.device())?.to_dtype(scores.dtype())?;
-        let positive = (&scores * onehot)?.sum_keepdim(D::Minus1)?;
+            Tensor::from_vec(onehot, (b, cols), in_batch.device())?.to_dtype(in_batch.dtype())?;
+        let positive = (&in_batch * onehot)?.sum_keepdim(D::Minus1)?;
         Ok((lse - positive)?.mean_all()?)
     }
-}
-
-/// A loss value as f64, whatever the tensor's dtype.
-pub fn scalar(t: &Tensor) -> Result<f64> {
-    Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::batch::TrainBatch;
+    use crate::loss::{scalar, ExtraNegatives, Progress};
     use candle_core::Device;
+
+    fn loss_of(q: &Tensor, p: &Tensor, extra: Option<&ExtraNegatives>) -> f64 {
+        let batch = TrainBatch::default();
+        let input = LossInput {
+            queries: q,
+            passages: p,
+            group: 2,
+            batch: &batch,
+            negative_queries: None,
+            extra_negatives: extra,
+            progress: Progress::default(),
+            seed: 0,
+        };
+        let out = InfoNce { temperature: 0.5 }.loss(&input).unwrap();
+        assert!(out.parts.is_empty());
+        scalar(&out.total).unwrap()
+    }
+
+    fn ce<const N: usize>(row: [f64; N], target: usize) -> f64 {
+        let z: f64 = row.iter().map(|s| (s / 0.5).exp()).sum();
+        z.ln() - row[target] / 0.5
+    }
 
     #[test]
     fn infonce_matches_a_hand_computed_softmax() {
@@ -98,41 +129,62 @@ mod tests {
             &Device::Cpu,
         )
         .unwrap();
-        let l = InfoNce { temperature: 0.5 };
-        let got = scalar(
-            &l.loss(&LossInput {
-                queries: &q,
-                passages: &p,
-                group: 2,
-                extra_negatives: None,
-            })
-            .unwrap(),
-        )
-        .unwrap();
-        let ce = |row: [f64; 4], target: usize| {
-            let z: f64 = row.iter().map(|s| (s / 0.5).exp()).sum();
-            z.ln() - row[target] / 0.5
-        };
+        let got = loss_of(&q, &p, None);
         let want = (ce([1.0, 0.6, 0.0, 0.8], 0) + ce([0.0, 0.8, 1.0, 0.6], 2)) / 2.0;
         assert!((got - want).abs() < 1e-12, "{got} vs {want}");
 
         // An extra negative identical to query 0's positive doubles its competition.
-        let extra = Tensor::new(&[[1f64, 0.0]], &Device::Cpu).unwrap();
-        let with = scalar(
-            &l.loss(&LossInput {
-                queries: &q,
-                passages: &p,
-                group: 2,
-                extra_negatives: Some(&extra),
-            })
-            .unwrap(),
+        let extra = |allowed: [u8; 2]| ExtraNegatives {
+            vectors: Tensor::new(&[[1f64, 0.0]], &Device::Cpu).unwrap(),
+            allowed: Tensor::new(&[[allowed[0]], [allowed[1]]], &Device::Cpu).unwrap(),
+        };
+        let with = loss_of(&q, &p, Some(&extra([1, 1])));
+        let want = (ce([1.0, 0.6, 0.0, 0.8, 1.0], 0) + ce([0.0, 0.8, 1.0, 0.6, 0.0], 2)) / 2.0;
+        assert!((with - want).abs() < 1e-12, "{with} vs {want}");
+
+        // Masked for query 0 (it is that query's own positive), kept for query 1.
+        let masked = loss_of(&q, &p, Some(&extra([0, 1])));
+        let want = (ce([1.0, 0.6, 0.0, 0.8], 0) + ce([0.0, 0.8, 1.0, 0.6, 0.0], 2)) / 2.0;
+        assert!((masked - want).abs() < 1e-12, "{masked} vs {want}");
+    }
+
+    #[test]
+    fn a_masked_memory_entry_gets_no_gradient_and_no_nan() {
+        let q = candle_core::Var::new(&[[1f64, 0.0], [0.0, 1.0]], &Device::Cpu).unwrap();
+        let p = Tensor::new(
+            &[[1f64, 0.0], [0.6, 0.8], [0.0, 1.0], [0.8, 0.6]],
+            &Device::Cpu,
         )
         .unwrap();
-        let ce5 = |row: [f64; 5], target: usize| {
-            let z: f64 = row.iter().map(|s| (s / 0.5).exp()).sum();
-            z.ln() - row[target] / 0.5
+        let extra = ExtraNegatives {
+            vectors: Tensor::new(&[[0.3f64, 0.9]], &Device::Cpu).unwrap(),
+            allowed: Tensor::new(&[[0u8], [0]], &Device::Cpu).unwrap(),
         };
-        let want = (ce5([1.0, 0.6, 0.0, 0.8, 1.0], 0) + ce5([0.0, 0.8, 1.0, 0.6, 0.0], 2)) / 2.0;
-        assert!((with - want).abs() < 1e-12, "{with} vs {want}");
+        let batch = TrainBatch::default();
+        let input = |e| LossInput {
+            queries: q.as_tensor(),
+            passages: &p,
+            group: 2,
+            batch: &batch,
+            negative_queries: None,
+            extra_negatives: e,
+            progress: Progress::default(),
+            seed: 0,
+        };
+        let l = InfoNce { temperature: 0.5 };
+        let grad = |e| {
+            let out = l.loss(&input(e)).unwrap().total;
+            let g = out.backward().unwrap();
+            g.get(q.as_tensor())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f64>()
+                .unwrap()
+        };
+        // Every entry masked: the same loss and gradient as no memory at all.
+        let (a, b) = (grad(Some(&extra)), grad(None));
+        assert!(a.iter().all(|x| x.is_finite()), "{a:?}");
+        assert_eq!(a, b);
     }
 }

@@ -75,13 +75,39 @@ fn moving_average(v: &[f64], w: usize) -> Vec<f64> {
     out
 }
 
-/// Loss per step with its moving average; clustering runs as dashed vertical lines.
+/// Loss per step with its moving average, the named parts of a composite loss (smoothed the
+/// same way), and clustering runs as dashed vertical lines.
 pub fn training_loss(steps: &[StepRecord], clusters: &[ClusterRun]) -> anyhow::Result<Png> {
     let loss: Vec<f64> = steps.iter().map(|s| s.loss).collect();
     let w = (steps.len() / 50).max(1);
     let smooth = moving_average(&loss, w);
-    let lo = loss.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = loss.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let names: std::collections::BTreeSet<&String> =
+        steps.iter().flat_map(|s| s.loss_parts.keys()).collect();
+    let parts: Vec<(&String, Vec<(f64, f64)>)> = names
+        .into_iter()
+        .map(|name| {
+            let points: Vec<(u64, f64)> = steps
+                .iter()
+                .filter_map(|s| s.loss_parts.get(name).map(|&v| (s.step, v)))
+                .collect();
+            let values: Vec<f64> = points.iter().map(|p| p.1).collect();
+            let smooth = moving_average(&values, w);
+            (
+                name,
+                points
+                    .iter()
+                    .zip(smooth)
+                    .map(|(p, m)| (p.0 as f64, m))
+                    .collect(),
+            )
+        })
+        .collect();
+    let all = loss
+        .iter()
+        .copied()
+        .chain(parts.iter().flat_map(|(_, p)| p.iter().map(|x| x.1)));
+    let lo = all.clone().fold(f64::INFINITY, f64::min);
+    let hi = all.fold(f64::NEG_INFINITY, f64::max);
     // The axis also spans clustering runs before the first logged step (the initial one
     // runs at step 0), so every run gets its line.
     let first = clusters
@@ -124,6 +150,16 @@ pub fn training_loss(steps: &[StepRecord], clusters: &[ClusterRun]) -> anyhow::R
             },
             Key::Line(main, 2, false),
         ));
+        for (k, (name, points)) in parts.iter().enumerate() {
+            let c = colour(2 + k);
+            chart
+                .draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    c.stroke_width(px(2)),
+                ))
+                .map_err(plot_err)?;
+            keys.push((format!("part: {name}"), Key::Line(c, 2, false)));
+        }
         let refresh = colour(1);
         let inside: Vec<f64> = clusters
             .iter()

@@ -1,0 +1,195 @@
+//! [`TrainBatch`]: everything one optimiser step trains on, and the [`Collator`] that draws
+//! it from the examples a [`crate::BatchSampler`] picked.
+
+use polydense_data::{TrainExample, TrainPassage};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// A negative whose own query is known (CLPL's `neg_q`, arXiv 2412.17364): the query for
+/// which passage row `row` of the batch is the answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NegativeQuery {
+    /// The passage row of the batch (a hard negative, never a positive).
+    pub row: usize,
+    /// The query text, embedded with the query tower and the query prefix.
+    pub text: String,
+}
+
+/// The texts and ids of one batch. Query i's positive is passage row `i·group`, its hard
+/// negatives the `group − 1` rows after it; the encoder passes embed the rows in this order,
+/// so vectors line up with these lists.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TrainBatch {
+    /// The examples' `query_id`, one per query.
+    pub query_ids: Vec<String>,
+    /// Query texts.
+    pub queries: Vec<String>,
+    /// Each query's language, when the training file has one.
+    pub langs: Vec<Option<String>>,
+    /// Passage texts, `group` per query (`title text`, as BEIR's dense models join them).
+    pub passages: Vec<String>,
+    /// The docid of each passage row.
+    pub passage_ids: Vec<String>,
+    /// Passages per query (1 + hard negatives).
+    pub group: usize,
+    /// Every positive docid of each query's example, not only the one drawn: a passage with
+    /// one of these ids is never a negative of that query (a cross-batch memory masks them).
+    pub positive_ids: Vec<Vec<String>>,
+    /// The negatives of the batch whose own query the training file gives (a `query` on a
+    /// negative, or the FlagEmbedding/CLPL `neg_q` list), and negatives borrowed from other
+    /// examples' positives (whose query is that example's), in passage-row order.
+    pub negative_queries: Vec<NegativeQuery>,
+}
+
+impl TrainBatch {
+    /// Queries in the batch.
+    pub fn len(&self) -> usize {
+        self.queries.len()
+    }
+
+    /// Whether the batch has no queries.
+    pub fn is_empty(&self) -> bool {
+        self.queries.is_empty()
+    }
+}
+
+/// Draws the positive and hard negatives of each sampled example. The draws of step `s` come
+/// from ChaCha8 stream `s` of the seed, so a resumed run draws the same ones.
+#[derive(Debug, Clone, Copy)]
+pub struct Collator {
+    /// Hard negatives per query.
+    pub negatives: usize,
+    /// The run's seed.
+    pub seed: u64,
+}
+
+/// Mixed into the seed so the negative draws do not share a stream with data order.
+const NEGATIVE_STREAM: u64 = 0x6e65_6761_7469_7665;
+
+impl Collator {
+    /// The batch of examples `batch` at step `step`. An example with too few negatives
+    /// repeats them; one with none borrows random other examples' positives.
+    pub fn collate(&self, examples: &[TrainExample], batch: &[usize], step: u64) -> TrainBatch {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ NEGATIVE_STREAM);
+        rng.set_stream(step);
+        let n = self.negatives;
+        let mut out = TrainBatch {
+            group: 1 + n,
+            ..TrainBatch::default()
+        };
+        let push = |out: &mut TrainBatch, p: &TrainPassage, query: Option<&str>| {
+            if let Some(q) = query {
+                out.negative_queries.push(NegativeQuery {
+                    row: out.passages.len(),
+                    text: q.to_string(),
+                });
+            }
+            out.passages.push(passage_text(p));
+            out.passage_ids.push(p.docid.clone());
+        };
+        for &i in batch {
+            let ex = &examples[i];
+            out.query_ids.push(ex.query_id.clone());
+            out.queries.push(ex.query.clone());
+            out.langs.push(ex.lang.clone());
+            out.positive_ids.push(
+                ex.positive_passages
+                    .iter()
+                    .map(|p| p.docid.clone())
+                    .collect(),
+            );
+            let pos = &ex.positive_passages[rng.random_range(0..ex.positive_passages.len())];
+            push(&mut out, pos, None);
+            if n == 0 {
+                continue;
+            }
+            if ex.negative_passages.is_empty() {
+                for _ in 0..n {
+                    let mut j = rng.random_range(0..examples.len());
+                    if j == i && examples.len() > 1 {
+                        j = (j + 1) % examples.len();
+                    }
+                    let other = &examples[j];
+                    push(&mut out, &other.positive_passages[0], Some(&other.query));
+                }
+            } else {
+                let mut order: Vec<usize> = (0..ex.negative_passages.len()).collect();
+                order.shuffle(&mut rng);
+                for k in 0..n {
+                    let neg = &ex.negative_passages[order[k % order.len()]];
+                    push(&mut out, neg, neg.query.as_deref());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The text a passage is encoded from: `title text`, as BEIR's dense models join them.
+pub fn passage_text(p: &TrainPassage) -> String {
+    match p.title.is_empty() {
+        true => p.text.clone(),
+        false => format!("{} {}", p.title, p.text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn passage(id: &str, query: Option<&str>) -> TrainPassage {
+        TrainPassage {
+            docid: id.into(),
+            text: format!("text of {id}"),
+            query: query.map(str::to_string),
+            ..TrainPassage::default()
+        }
+    }
+
+    #[test]
+    fn negative_queries_line_up_with_their_passage_rows() {
+        let examples = vec![
+            TrainExample {
+                query_id: "q0".into(),
+                query: "first question".into(),
+                lang: Some("en".into()),
+                positive_passages: vec![passage("p0", None), passage("p0-de", None)],
+                negative_passages: vec![passage("n0", Some("who wrote n0")), passage("n1", None)],
+            },
+            TrainExample {
+                query_id: "q1".into(),
+                query: "second question".into(),
+                positive_passages: vec![passage("p1", None)],
+                ..TrainExample::default()
+            },
+        ];
+        let c = Collator {
+            negatives: 2,
+            seed: 3,
+        };
+        let b = c.collate(&examples, &[0, 1], 7);
+        assert_eq!(b.group, 3);
+        assert_eq!(b.query_ids, ["q0", "q1"]);
+        assert_eq!(b.passages.len(), 6);
+        assert_eq!(b.positive_ids, [vec!["p0", "p0-de"], vec!["p1"]]);
+        // Every negative query names the row of its own passage: q0's mined negative n0, and
+        // q1's negatives borrowed from q0's positive (whose query is q0's).
+        for nq in &b.negative_queries {
+            let id = &b.passage_ids[nq.row];
+            assert!(nq.row % 3 != 0, "row {} is a positive", nq.row);
+            let want = match id.as_str() {
+                "n0" => "who wrote n0",
+                "p0" => "first question",
+                other => panic!("{other} has no query"),
+            };
+            assert_eq!(nq.text, want, "row {}", nq.row);
+        }
+        let rows_of_q0: Vec<&str> = b.passage_ids[1..3].iter().map(String::as_str).collect();
+        let expected_q0 = rows_of_q0.iter().filter(|id| **id == "n0").count();
+        let borrowed = b.passage_ids[4..6].len();
+        assert_eq!(b.negative_queries.len(), expected_q0 + borrowed);
+        // The same step draws the same batch; another step may not.
+        assert_eq!(c.collate(&examples, &[0, 1], 7), b);
+    }
+}
