@@ -69,5 +69,7 @@ pub use evaluate::{evaluate, EvalOptions, MissingQueries, PerQuery};
 pub use langs::read_query_langs;
 pub use metric::{parse_metrics, Measure, Metric, DEFAULT_METRICS};
 pub use report::{MetricValues, QueryCounts, Report};
-pub use significance::{comparison_table, randomization_test, Comparison, TestOptions};
+pub use significance::{
+    comparison_table, randomization_test, randomization_test_per_lang, Comparison, TestOptions,
+};
 pub use stream::{evaluate_run_file, FileScores};

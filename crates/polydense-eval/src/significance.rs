@@ -9,6 +9,7 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Settings of the randomization test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +119,40 @@ pub fn randomization_test(
         .collect())
 }
 
+/// [`randomization_test`] within each language: the queries of `langs` (query id → language)
+/// grouped by language, each group tested on its own. Queries without a language are
+/// grouped under "und"; a language no query of both runs has is left out.
+pub fn randomization_test_per_lang(
+    a: &PerQuery,
+    b: &PerQuery,
+    langs: &BTreeMap<String, String>,
+    opts: &TestOptions,
+) -> Result<BTreeMap<String, Vec<Comparison>>, EvalError> {
+    let mut groups: BTreeMap<&str, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
+    for (qid, v) in &a.values {
+        let lang = langs.get(qid).map_or("und", String::as_str);
+        groups
+            .entry(lang)
+            .or_default()
+            .insert(qid.clone(), v.clone());
+    }
+    let mut out = BTreeMap::new();
+    for (lang, values) in groups {
+        let part = PerQuery {
+            metrics: a.metrics.clone(),
+            values,
+        };
+        match randomization_test(&part, b, opts) {
+            Ok(c) => {
+                out.insert(lang.to_string(), c);
+            }
+            Err(EvalError::NothingToCompare(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
 /// One random bit per query for `trial`; the ChaCha stream number is the trial index, so
 /// trials are independent of how rayon splits them.
 fn draw_signs(seed: u64, trial: u64, n: usize, out: &mut Vec<u64>) {
@@ -160,7 +195,6 @@ pub fn comparison_table(rows: &[Comparison]) -> String {
 mod tests {
     use super::*;
     use crate::metric::parse_metrics;
-    use std::collections::BTreeMap;
 
     fn per_query(vals: &[f64]) -> PerQuery {
         PerQuery {
@@ -232,5 +266,33 @@ mod tests {
         let mut b = per_query(&[1.0]);
         b.values = [("other".to_string(), vec![0.0])].into_iter().collect();
         assert!(randomization_test(&a, &b, &TestOptions::default()).is_err());
+    }
+
+    #[test]
+    fn per_language_tests_split_the_queries() {
+        // q000..q005: the first three "en" (A better), the last three "de" (equal).
+        let a = per_query(&[0.9, 0.8, 0.9, 0.5, 0.5, 0.5]);
+        let b = per_query(&[0.1, 0.2, 0.1, 0.5, 0.5, 0.5]);
+        let langs: BTreeMap<String, String> = (0..6)
+            .map(|i| {
+                (
+                    format!("q{i:03}"),
+                    if i < 3 { "en" } else { "de" }.to_string(),
+                )
+            })
+            .collect();
+        let r = randomization_test_per_lang(&a, &b, &langs, &TestOptions::default()).unwrap();
+        assert_eq!(r.keys().collect::<Vec<_>>(), ["de", "en"]);
+        assert_eq!(r["de"][0].diff, 0.0);
+        assert_eq!(r["de"][0].p_value, 1.0);
+        assert_eq!(r["en"][0].num_queries, 3);
+        assert!((r["en"][0].diff - 0.7333333333333334).abs() < 1e-12);
+        // Three sign flips have 8 assignments: only the observed and its mirror are as
+        // extreme, p = 2/8 in the limit.
+        assert!(
+            (r["en"][0].p_value - 0.25).abs() < 0.02,
+            "{}",
+            r["en"][0].p_value
+        );
     }
 }

@@ -22,6 +22,7 @@ pub mod dedup;
 pub mod dense;
 pub mod error;
 pub mod false_negative;
+pub mod negative_queries;
 pub mod pipeline;
 pub mod sample;
 pub mod stage;
@@ -33,6 +34,7 @@ pub use dedup::DedupFilter;
 pub use dense::DenseMiner;
 pub use error::{MineError, Result};
 pub use false_negative::{FalseNegativeFilter, MarginMode, Reference};
+pub use negative_queries::{attach_from_qrels, NegativeQueryCounts};
 pub use pipeline::{mine_queries, run_config, MinerStage, Pipeline, Progress, Silent};
 pub use sample::Sampling;
 pub use stage::{

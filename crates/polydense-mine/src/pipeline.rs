@@ -426,8 +426,15 @@ pub fn run_config(cfg: &MineConfig, progress: &dyn Progress) -> Result<MineStats
         .tempdir()
         .map_err(|e| polydense_data::DataError::io(std::env::temp_dir(), e))?;
     let pipeline = Pipeline::from_config(cfg, &ds.corpus, scratch.path())?;
-    let (examples, mut stats) = pipeline.run(&queries, &ds.corpus, progress)?;
+    let (mut examples, mut stats) = pipeline.run(&queries, &ds.corpus, progress)?;
     drop(pipeline);
+    let langs: HashMap<&str, &str> = ds
+        .corpus
+        .iter()
+        .filter_map(|d| Some((d.id.as_str(), d.lang.as_deref()?)))
+        .collect();
+    stats.negative_queries =
+        crate::negative_queries::attach_from_qrels(&mut examples, &queries, &langs);
     stats.queries = ds.queries.len();
     stats.skipped_no_positive = skipped;
     polydense_data::tevatron::write_train(&cfg.output, &examples)?;

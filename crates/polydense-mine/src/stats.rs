@@ -117,6 +117,9 @@ pub struct MineStats {
     /// existed, which then load with it empty.
     #[serde(default)]
     pub dropped_scores: BTreeMap<String, Histogram>,
+    /// Negatives written with their own query (for CLPL), by where the query came from.
+    #[serde(default)]
+    pub negative_queries: crate::negative_queries::NegativeQueryCounts,
 }
 
 #[cfg(test)]

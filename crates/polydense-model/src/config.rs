@@ -218,6 +218,19 @@ impl EncoderConfig {
                     ),
                 ));
             }
+            for f in &cfg.ffn {
+                if let FfnConfig::Moe(m) = f {
+                    if m.experts < 2 || m.top_k == 0 || m.top_k > m.experts {
+                        return Err(bad(
+                            &format!("{VARIANT_KEY}.ffn"),
+                            format!(
+                                "{} experts with top_k {} (need at least 2 experts and 1 ≤ top_k ≤ experts)",
+                                m.experts, m.top_k
+                            ),
+                        ));
+                    }
+                }
+            }
             if cfg.ffn.iter().all(|f| *f == FfnConfig::Dense) {
                 cfg.ffn.clear();
             }

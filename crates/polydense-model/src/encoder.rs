@@ -11,7 +11,7 @@ use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::VarMap;
 
 use crate::config::{EncoderConfig, Family};
-use crate::ffn::{DenseFeedForward, FeedForward, FfnConfig};
+use crate::ffn::{DenseFeedForward, FeedForward, FfnConfig, MoeFeedForward};
 use crate::linear::Linear;
 use crate::ops::attention::{attention, AttentionShape};
 use crate::ops::layer::{dense_layer, pack, LayerSpec};
@@ -159,6 +159,28 @@ impl Transformer {
                         output: params.linear(&format!("{p}.output.dense"), h, i)?,
                         act: config.hidden_act,
                     }),
+                    FfnConfig::Moe(moe) => {
+                        let mut dense = |name: &str, split: bool, out, inp| {
+                            let count = if split { moe.experts } else { 1 };
+                            (0..count)
+                                .map(|e| match split {
+                                    true => {
+                                        params.linear(&format!("{p}.{name}.experts.{e}"), out, inp)
+                                    }
+                                    false => params.linear(&format!("{p}.{name}.dense"), out, inp),
+                                })
+                                .collect::<crate::Result<Vec<_>>>()
+                        };
+                        let intermediate = dense("intermediate", moe.layers.intermediate(), i, h)?;
+                        let output = dense("output", moe.layers.output(), h, i)?;
+                        FeedForward::Moe(MoeFeedForward::new(
+                            params.get(&format!("{p}.moe.gate.weight"), &[moe.experts, h])?,
+                            intermediate,
+                            output,
+                            config.hidden_act,
+                            moe.clone(),
+                        ))
+                    }
                 },
                 out_norm: params.norm(&format!("{p}.output.LayerNorm"), h)?,
             });

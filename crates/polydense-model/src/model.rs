@@ -10,6 +10,7 @@ use rand::{Rng, SeedableRng};
 use crate::config::EncoderConfig;
 use crate::encoder::{Params, Transformer};
 use crate::error::{ModelError, Result};
+use crate::ffn::{FeedForward, FfnConfig, MoeConfig};
 use crate::heads::{Projection, ProjectionConfig};
 use crate::io::hf::{self, HfMeta, HfOutput};
 use crate::ops::Kernels;
@@ -328,6 +329,107 @@ impl Encoder {
         Ok(())
     }
 
+    /// Turns every dense feed-forward block into a mixture of experts (CLPL's upcycling): each
+    /// expert starts as a copy of the dense weights (plus Gaussian noise of `noise` times each
+    /// weight's standard deviation, so experts can diverge), the gate as N(0, 0.02²) (BERT's
+    /// initializer range), all drawn from `seed`. The new weights become the trainable
+    /// variables; the head and every other weight are kept.
+    pub fn upgrade_to_moe(&mut self, moe: &MoeConfig, noise: f64, seed: u64) -> Result<()> {
+        use rand::SeedableRng;
+        use rand_distr::Distribution;
+        let cfg = self.meta.config.clone();
+        if cfg.is_variant() {
+            return Err(ModelError::Usage(
+                "the model already has mixture-of-experts blocks".into(),
+            ));
+        }
+        if moe.experts < 2 || moe.top_k == 0 || moe.top_k > moe.experts {
+            return Err(ModelError::Usage(format!(
+                "{} experts with top_k {}: need at least 2 experts and 1 ≤ top_k ≤ experts",
+                moe.experts, moe.top_k
+            )));
+        }
+        let mut weights: std::collections::HashMap<String, Tensor> = self
+            .transformer
+            .named_tensors()
+            .into_iter()
+            .map(|(n, t)| Ok((n, t.detach())))
+            .collect::<Result<_>>()?;
+        let (device, dtype) = (self.transformer.device().clone(), self.transformer.dtype());
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let normal = rand_distr::Normal::new(0.0, 0.02).expect("a finite std");
+        for n in 0..cfg.num_hidden_layers {
+            let p = format!("encoder.layer.{n}");
+            let gate: Vec<f64> = (0..moe.experts * cfg.hidden_size)
+                .map(|_| normal.sample(&mut rng))
+                .collect();
+            let gate = Tensor::from_vec(gate, (moe.experts, cfg.hidden_size), &device)?;
+            weights.insert(format!("{p}.moe.gate.weight"), gate.to_dtype(dtype)?);
+            for (name, split) in [
+                ("intermediate", moe.layers.intermediate()),
+                ("output", moe.layers.output()),
+            ] {
+                if !split {
+                    continue;
+                }
+                for part in ["weight", "bias"] {
+                    let dense = weights
+                        .remove(&format!("{p}.{name}.dense.{part}"))
+                        .ok_or_else(|| ModelError::Usage(format!("{p} has no {name}.dense")))?;
+                    for e in 0..moe.experts {
+                        let copy =
+                            crate::ffn::moe::perturbed(&dense, noise, rand::Rng::random(&mut rng))?;
+                        weights.insert(format!("{p}.{name}.experts.{e}.{part}"), copy);
+                    }
+                }
+            }
+        }
+        let mut config = cfg;
+        config.ffn = vec![FfnConfig::Moe(moe.clone()); config.num_hidden_layers];
+        let varmap = VarMap::new();
+        let mut source = |name: &str, _shape: &[usize]| -> Result<Tensor> {
+            weights
+                .remove(name)
+                .ok_or_else(|| ModelError::Usage(format!("no weight `{name}` after the upgrade")))
+        };
+        let mut params = Params {
+            source: &mut source,
+            varmap: Some(&varmap),
+        };
+        let kernels = self.transformer.kernels();
+        self.transformer = Transformer::build(&config, &mut params, kernels)?;
+        self.meta.config = config;
+        self.varmap = varmap;
+        if let Some(head) = self.head.take() {
+            self.set_head(head)?;
+        }
+        Ok(())
+    }
+
+    /// Tokens routed to each expert of each layer since the last call (empty for dense
+    /// layers), and the sum over the layers of the load-balancing terms of the last forward
+    /// pass (Switch Transformer adds one per router layer); both are reset.
+    pub fn take_routing(&self) -> (Vec<Vec<u64>>, Option<Tensor>) {
+        let mut tokens = Vec::new();
+        let mut balance: Option<Tensor> = None;
+        for l in self.transformer.layers() {
+            match &l.ffn {
+                FeedForward::Moe(m) => {
+                    let (t, b) = m.take_stats();
+                    tokens.push(t);
+                    if let Some(b) = b {
+                        balance = Some(match balance {
+                            Some(sum) => (sum + b).expect("scalars add"),
+                            None => b,
+                        });
+                    }
+                }
+                FeedForward::Dense(_) => tokens.push(Vec::new()),
+            }
+        }
+        (tokens, balance)
+    }
+
     /// Chooses fused kernels or the plain composition (checks and non-CPU devices).
     pub fn set_kernels(&mut self, kernels: Kernels) {
         self.transformer.set_kernels(kernels);
@@ -509,6 +611,28 @@ mod tests {
         .unwrap()
     }
 
+    /// Central differences of `loss` in entry `j` of `var` against the analytic gradient `g`.
+    fn check_entry(name: &str, var: &Var, g: &[f64], j: usize, loss: &dyn Fn() -> f64) {
+        let base = var.as_tensor().copy().unwrap();
+        let flat: Vec<f64> = base.flatten_all().unwrap().to_vec1().unwrap();
+        let eps = 1e-6;
+        let at = |d: f64| {
+            let mut x = flat.clone();
+            x[j] += d;
+            var.set(&Tensor::from_vec(x, base.dims(), &Device::Cpu).unwrap())
+                .unwrap();
+            loss()
+        };
+        let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
+        var.set(&base).unwrap();
+        let err = (numeric - g[j]).abs() / (1.0 + numeric.abs());
+        assert!(
+            err < 1e-6,
+            "{name}[{j}]: analytic {} numeric {numeric}",
+            g[j]
+        );
+    }
+
     /// Checks the model's gradient against central differences on the largest-gradient and
     /// a few fixed entries of every weight.
     fn check_model(mut enc: Encoder) {
@@ -539,8 +663,6 @@ mod tests {
                 .unwrap()
                 .to_vec1()
                 .unwrap();
-            let base = var.as_tensor().copy().unwrap();
-            let flat: Vec<f64> = base.flatten_all().unwrap().to_vec1().unwrap();
             let argmax = (0..g.len())
                 .max_by(|&a, &b| g[a].abs().total_cmp(&g[b].abs()))
                 .unwrap();
@@ -551,22 +673,7 @@ mod tests {
                 assert!(g[argmax].abs() > 1e-8, "{name}: gradient is zero");
             }
             for j in [argmax, 0, g.len() / 2, g.len() - 1] {
-                let eps = 1e-6;
-                let at = |d: f64| {
-                    let mut x = flat.clone();
-                    x[j] += d;
-                    var.set(&Tensor::from_vec(x, base.dims(), &Device::Cpu).unwrap())
-                        .unwrap();
-                    loss(&enc)
-                };
-                let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
-                var.set(&base).unwrap();
-                let err = (numeric - g[j]).abs() / (1.0 + numeric.abs());
-                assert!(
-                    err < 1e-6,
-                    "{name}[{j}]: analytic {} numeric {numeric}",
-                    g[j]
-                );
+                check_entry(name, var, &g, j, &|| loss(&enc));
             }
         }
         // The plain composition computes the same function.
@@ -741,5 +848,121 @@ mod tests {
             .iter()
             .filter(|(n, _)| n.starts_with("embeddings."))
             .all(|(_, v)| grads.get(v.as_tensor()).is_some()));
+    }
+
+    fn moe(layers: crate::ffn::ExpertLayers, scale: crate::ffn::RouterScale) -> MoeConfig {
+        MoeConfig {
+            experts: 2,
+            top_k: 1,
+            layers,
+            router_scale: scale,
+        }
+    }
+
+    #[test]
+    fn an_upcycled_model_starts_as_the_dense_one_and_round_trips() {
+        use crate::ffn::{ExpertLayers, RouterScale};
+        let mut enc = Encoder::random(&EncoderConfig::tiny_bert(), &Device::Cpu, 7).unwrap();
+        let dense: Vec<Vec<f32>> = enc.forward(&batch()).unwrap().to_vec2().unwrap();
+        enc.upgrade_to_moe(&moe(ExpertLayers::Intermediate, RouterScale::Unit), 0.0, 3)
+            .unwrap();
+        let upcycled: Vec<Vec<f32>> = enc.forward(&batch()).unwrap().to_vec2().unwrap();
+        for (a, b) in dense.iter().flatten().zip(upcycled.iter().flatten()) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        let names: Vec<String> = enc
+            .varmap()
+            .data()
+            .lock()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        assert!(names.contains(&"encoder.layer.1.moe.gate.weight".to_string()));
+        assert!(names.contains(&"encoder.layer.1.intermediate.experts.1.weight".to_string()));
+        assert!(!names.iter().any(|n| n.contains("intermediate.dense")));
+        // Every token of every layer was routed once.
+        let (tokens, balance) = enc.take_routing();
+        let valid: u64 = batch().lengths().iter().sum::<usize>() as u64;
+        assert!(
+            tokens.iter().all(|t| t.iter().sum::<u64>() == valid),
+            "{tokens:?}"
+        );
+        assert!(balance.is_some());
+        let tmp = tempfile::tempdir().unwrap();
+        enc.save(&tmp.path().join("m")).unwrap();
+        let config: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(tmp.path().join("m/config.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(config["polydense"]["ffn"][0]["kind"], "moe");
+        let back = Encoder::load(&tmp.path().join("m"), &Device::Cpu).unwrap();
+        assert_eq!(back.config(), enc.config());
+        let again: Vec<Vec<f32>> = back.forward(&batch()).unwrap().to_vec2().unwrap();
+        assert_eq!(again, upcycled);
+    }
+
+    #[test]
+    fn expert_blocks_pass_finite_differences_and_the_gate_learns() {
+        use crate::ffn::{ExpertLayers, RouterScale};
+        for (layers, scale) in [
+            (ExpertLayers::Intermediate, RouterScale::Probability),
+            (ExpertLayers::Both, RouterScale::Unit),
+            (ExpertLayers::Both, RouterScale::Probability),
+            (ExpertLayers::Intermediate, RouterScale::Unit),
+            (ExpertLayers::Output, RouterScale::Probability),
+        ] {
+            let mut enc = Encoder::random_with_dtype(
+                &EncoderConfig::tiny_bert(),
+                DType::F64,
+                &Device::Cpu,
+                8,
+            )
+            .unwrap();
+            // Noisy copies, so the experts differ and routing matters.
+            enc.upgrade_to_moe(&moe(layers, scale), 0.3, 5).unwrap();
+            let b = batch();
+            let out = enc.forward(&b).unwrap();
+            let w = crate::ops::gradcheck::randn(out.dims(), 12, 1.0);
+            let loss = |e: &Encoder| -> f64 {
+                (e.forward(&b).unwrap() * &w)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar()
+                    .unwrap()
+            };
+            let grads = (out * &w).unwrap().sum_all().unwrap().backward().unwrap();
+            let vars: Vec<(String, Var)> = {
+                let data = enc.varmap().data().lock().unwrap();
+                let mut v: Vec<_> = data
+                    .iter()
+                    .filter(|(k, _)| k.contains("moe.") || k.contains("experts."))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                v.sort_by(|a, b| a.0.cmp(&b.0));
+                v
+            };
+            assert!(!vars.is_empty());
+            for (name, var) in &vars {
+                let g: Vec<f64> = match grads.get(var.as_tensor()) {
+                    Some(g) => g.flatten_all().unwrap().to_vec1().unwrap(),
+                    // An expert no token was routed to gets no gradient.
+                    None => continue,
+                };
+                let argmax = (0..g.len())
+                    .max_by(|&a, &c| g[a].abs().total_cmp(&g[c].abs()))
+                    .unwrap();
+                assert!(g[argmax].abs() > 1e-8, "{layers:?} {name}: no gradient");
+                // Under the unit scale the function does not depend on the gate (its gradient
+                // is a surrogate); it must be there, and is not a derivative to check.
+                if scale == RouterScale::Unit && name.contains("moe.gate") {
+                    continue;
+                }
+                for j in [argmax, 0, g.len() - 1] {
+                    check_entry(&format!("{layers:?} {name}"), var, &g, j, &|| loss(&enc));
+                }
+            }
+        }
     }
 }

@@ -82,6 +82,37 @@ impl DualEncoder {
         Ok(())
     }
 
+    /// Turns every tower's dense feed-forward blocks into experts (see
+    /// [`Encoder::upgrade_to_moe`]); the passage tower draws from the next seed.
+    pub fn upgrade_to_moe(
+        &mut self,
+        moe: &polydense_model::ffn::MoeConfig,
+        noise: f64,
+        seed: u64,
+    ) -> Result<()> {
+        self.query.upgrade_to_moe(moe, noise, seed)?;
+        if let Some(p) = &mut self.passage {
+            p.upgrade_to_moe(moe, noise, seed.wrapping_add(1))?;
+        }
+        Ok(())
+    }
+
+    /// Tokens routed to each expert of each layer since the last call (the query tower's
+    /// layers, then the passage tower's), and the summed load-balancing terms of the last
+    /// forward passes with their graph; `None` for a model without experts.
+    pub fn take_routing(&self) -> (Vec<Vec<u64>>, Option<Tensor>) {
+        let (mut tokens, mut balance) = self.query.take_routing();
+        if let Some(p) = &self.passage {
+            let (t, b) = p.take_routing();
+            tokens.extend(t);
+            balance = match (balance, b) {
+                (Some(a), Some(b)) => Some((a + b).expect("scalars add")),
+                (a, b) => a.or(b),
+            };
+        }
+        (tokens, balance)
+    }
+
     /// Vectors `[B, dim]` of a batch with the autograd graph, for the training step.
     pub fn forward(&self, kind: TextKind, batch: &TokenBatch) -> Result<Tensor> {
         Ok(self.tower(kind).forward(batch)?)

@@ -13,7 +13,32 @@ pub struct Trainable {
     pub only_train: Vec<String>,
 }
 
+/// Words `only_train` and `freeze` accept for groups of weights, with the patterns they mean.
+const GROUPS: [(&str, &[&str]); 2] = [
+    // CLPL's experts-only training: the expert copies and the gates.
+    ("experts", &["*.experts.*", "*.moe.gate.*"]),
+    // Every intermediate dense (experts included) and the gates.
+    ("intermediate", &["*.intermediate.*", "*.moe.gate.*"]),
+];
+
 impl Trainable {
+    /// The patterns, with the group words ("experts", "intermediate") expanded.
+    pub fn new(freeze: Vec<String>, only_train: Vec<String>) -> Self {
+        let expand = |patterns: Vec<String>| -> Vec<String> {
+            patterns
+                .into_iter()
+                .flat_map(|p| match GROUPS.iter().find(|(word, _)| *word == p) {
+                    Some((_, globs)) => globs.iter().map(|g| g.to_string()).collect(),
+                    None => vec![p],
+                })
+                .collect()
+        };
+        Trainable {
+            freeze: expand(freeze),
+            only_train: expand(only_train),
+        }
+    }
+
     /// Whether the weight `name` trains.
     pub fn trains(&self, name: &str) -> bool {
         (self.only_train.is_empty() || self.only_train.iter().any(|p| matches(p, name)))

@@ -24,11 +24,15 @@ pub struct Gradients {
     pub loss: f64,
     /// The loss's named parts, when it has any.
     pub parts: Vec<(String, f64)>,
+    /// The loss's counters (see [`LossOutput::stats`]).
+    pub stats: Vec<(String, f64)>,
     /// One gradient per parameter, in the order of the `params` given (zeros where no
     /// gradient reached a weight).
     pub grads: Vec<Tensor>,
     /// The passage vectors, without a graph on either path, for a cross-batch memory.
     pub passages: Tensor,
+    /// Tokens routed to each expert of each layer (empty for a model without experts).
+    pub routing: Vec<Vec<u64>>,
 }
 
 /// Supplies the extra negatives of a batch given its query vectors (no graph); see
@@ -49,6 +53,8 @@ pub struct StepContext<'a> {
     pub progress: Progress,
     /// The run's seed, from which the loss's per-step random stream derives.
     pub seed: u64,
+    /// Weight of the experts' load-balancing term (ignored for models without experts).
+    pub balance: f64,
 }
 
 /// The texts embedded by the query tower: the queries, then (when the loss wants them) the
@@ -149,15 +155,22 @@ impl StepContext<'_> {
             &self.tokenize_chunks(&batch.passages, TextKind::Passage, batch.passages.len())?[0],
         )?;
         let extra = memory(&q.narrow(0, 0, batch.len())?.detach(), batch)?;
-        let out = self.call_loss(batch, &q, &p, extra.as_ref())?;
+        let mut out = self.call_loss(batch, &q, &p, extra.as_ref())?;
+        let (routing, balance) = self.model.take_routing();
+        if let (Some(b), true) = (balance, self.balance > 0.0) {
+            out.total = (&out.total + (&b * self.balance)?)?;
+            out.parts.push(("balance".into(), b));
+        }
         let value = scalar(&out.total)?;
         let mut acc = vec![None; self.params.len()];
         self.collect(&out.total.backward()?, &mut acc)?;
         Ok(Gradients {
             loss: value,
             parts: Self::parts(&out)?,
+            stats: out.stats.clone(),
             grads: self.finish(acc)?,
             passages: p.detach(),
+            routing,
         })
     }
 
@@ -192,8 +205,13 @@ impl StepContext<'_> {
             })
         };
         let (gq, gp) = (grad_of(&q)?, grad_of(&p)?);
-        // Pass 2: each chunk again with its graph, pushing the cached gradient through it.
+        // Pass 2: each chunk again with its graph, pushing the cached gradient through it. The
+        // experts' balance term is computed per chunk, weighted by the chunk's share of texts
+        // (its statistics are not additive, so this approximates the whole-batch term).
+        let texts = (queries.len() + batch.passages.len()).max(1) as f64;
         let mut acc = vec![None; self.params.len()];
+        let mut routing: Vec<Vec<u64>> = Vec::new();
+        let mut balance_value = None::<f64>;
         for (kind, batches, g) in [
             (TextKind::Query, &q_batches, &gq),
             (TextKind::Passage, &p_batches, &gp),
@@ -202,16 +220,47 @@ impl StepContext<'_> {
             for b in batches {
                 let n = b.batch_size();
                 let e = self.model.forward(kind, b)?;
-                let surrogate = (e * g.narrow(0, start, n)?)?.sum_all()?;
+                let mut surrogate = (e * g.narrow(0, start, n)?)?.sum_all()?;
+                let (tokens, balance) = self.model.take_routing();
+                add_counts(&mut routing, tokens);
+                if let (Some(bal), true) = (balance, self.balance > 0.0) {
+                    let w = n as f64 / texts;
+                    *balance_value.get_or_insert(0.0) += w * scalar(&bal)?;
+                    surrogate = (surrogate + (bal * (w * self.balance))?)?;
+                }
                 self.collect(&surrogate.backward()?, &mut acc)?;
                 start += n;
             }
         }
+        let mut parts = Self::parts(&out)?;
+        let mut value = value;
+        if let Some(b) = balance_value {
+            value += self.balance * b;
+            parts.push(("balance".into(), b));
+        }
         Ok(Gradients {
             loss: value,
-            parts: Self::parts(&out)?,
+            routing,
+            parts,
+            stats: out.stats.clone(),
             grads: self.finish(acc)?,
             passages: p.as_tensor().detach(),
         })
+    }
+}
+
+/// Adds per-layer, per-expert token counts into `sum`.
+fn add_counts(sum: &mut Vec<Vec<u64>>, more: Vec<Vec<u64>>) {
+    if sum.is_empty() {
+        *sum = more;
+        return;
+    }
+    for (a, b) in sum.iter_mut().zip(more) {
+        if a.len() < b.len() {
+            a.resize(b.len(), 0);
+        }
+        for (x, y) in a.iter_mut().zip(b) {
+            *x += y;
+        }
     }
 }

@@ -61,6 +61,7 @@ pub mod grad_cache;
 pub mod loss;
 pub mod memory;
 pub mod metrics_log;
+pub mod moe;
 pub mod optimizer;
 pub mod sampler;
 pub mod tokenize;
@@ -76,10 +77,12 @@ pub use error::{Result, TrainError};
 pub use freeze::Trainable;
 pub use grad_cache::{Gradients, MemoryLookup, StepContext};
 pub use loss::{
-    ExtraNegatives, InfoNce, InfoNceConfig, Loss, LossConfig, LossInput, LossOutput, Progress,
+    ClplConfig, ClplLoss, ExtraNegatives, InfoNce, InfoNceConfig, Loss, LossConfig, LossInput,
+    LossOutput, Progress,
 };
 pub use memory::{CrossBatchMemory, FifoMemory, MemoryConfig, MemoryEntries};
 pub use metrics_log::{MetricsLog, StepRecord};
+pub use moe::MoeSettings;
 pub use optimizer::{AdamW, AdamWConfig, HostGrads};
 pub use sampler::{
     BatchSampler, Embedder, EpochContext, ModelEmbedder, NoKeys, RandomSampler, SamplerConfig,

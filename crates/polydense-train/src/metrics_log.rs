@@ -21,6 +21,13 @@ pub struct StepRecord {
     /// The named parts of a composite loss (InfoNCE, a penalty, ...), unweighted.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub loss_parts: std::collections::BTreeMap<String, f64>,
+    /// Counters a loss reports that are not loss terms (queries that fell back to InfoNCE).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub loss_stats: std::collections::BTreeMap<String, f64>,
+    /// Tokens routed to each expert of each layer in this step (a mixture-of-experts model;
+    /// with separate towers the query tower's layers come first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routing: Vec<Vec<u64>>,
     /// The learning rate used.
     pub lr: f64,
     /// The global gradient norm before clipping.

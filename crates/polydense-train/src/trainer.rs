@@ -152,10 +152,13 @@ impl Trainer {
         let encoder = load(TextKind::Query)?;
         let tokenize =
             HfTokenize::from_encoder(&encoder, config.max_query_length, config.max_passage_length)?;
-        let model = match config.towers {
+        let mut model = match config.towers {
             Towers::Shared => DualEncoder::shared(encoder),
             Towers::Separate => DualEncoder::separate(encoder, load(TextKind::Passage)?),
         };
+        if let Some(moe) = config.moe.upgrade() {
+            model.upgrade_to_moe(&moe, config.moe.noise, config.seed)?;
+        }
         if config.train_file.as_os_str().is_empty() {
             return Err(TrainError::config("train_file", "is required"));
         }
@@ -395,6 +398,7 @@ impl Trainer {
                 epoch: self.state.epoch,
             },
             seed: self.state.seed,
+            balance: self.config.moe.balance,
         };
         let memory = &mut self.memory;
         let mut lookup = |q: &candle_core::Tensor, b: &TrainBatch| match memory {
@@ -443,6 +447,8 @@ impl Trainer {
             epoch: self.state.epoch,
             loss: g.loss,
             loss_parts: g.parts.into_iter().collect(),
+            loss_stats: g.stats.into_iter().collect(),
+            routing: g.routing,
             lr,
             grad_norm: norm,
             examples_per_s: batch.len() as f64 / started.elapsed().as_secs_f64().max(1e-9),

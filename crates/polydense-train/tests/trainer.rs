@@ -90,6 +90,10 @@ fn max_diff(a: &BTreeMap<String, Vec<f32>>, b: &BTreeMap<String, Vec<f32>>) -> f
 }
 
 fn gradcache_matches_plain(separate: bool) {
+    gradcache_matches_plain_for(separate, &InfoNce { temperature: 0.05 }, examples(24));
+}
+
+fn gradcache_matches_plain_for(separate: bool, loss: &dyn Loss, examples: Vec<TrainExample>) {
     let enc = |s| {
         Encoder::random_with_dtype(&EncoderConfig::tiny_bert(), DType::F64, &Device::Cpu, s)
             .unwrap()
@@ -102,18 +106,19 @@ fn gradcache_matches_plain(separate: bool) {
     let mut cfg = config(Path::new("unused"));
     cfg.negatives = 2;
     cfg.batch_size = 8;
-    let t = trainer(cfg, 1, false);
+    let enc1 = Encoder::random(&EncoderConfig::tiny_bert(), &Device::Cpu, 1).unwrap();
+    let t = Trainer::new(cfg, DualEncoder::shared(enc1), Box::new(tok()), examples).unwrap();
     let batch = t.collate(&[0, 3, 5, 7, 9, 11, 13, 20], 0);
     assert_eq!((batch.queries.len(), batch.passages.len()), (8, 24));
-    let loss = InfoNce { temperature: 0.05 };
     let tokenize = tok();
     let ctx = StepContext {
         model: &model,
         tokenize: &tokenize,
-        loss: &loss,
+        loss,
         params: &params,
         progress: Progress::default(),
         seed: 1,
+        balance: 0.0,
     };
     let plain = ctx.plain(&batch, &mut |_, _| Ok(None)).unwrap();
     // 3 does not divide 8 or 24: the last chunks are short.
@@ -156,6 +161,21 @@ fn gradcache_gives_the_plain_gradients_shared_towers() {
 #[test]
 fn gradcache_gives_the_plain_gradients_separate_towers() {
     gradcache_matches_plain(true);
+}
+
+#[test]
+fn clpl_under_gradcache_gives_the_plain_loss_and_gradients() {
+    // Every other negative knows its own query, so some queries fall back to InfoNCE.
+    let mut ex = examples(24);
+    for (i, e) in ex.iter_mut().enumerate() {
+        e.negative_passages[i % 2].query = Some(format!("who asks about {i}"));
+    }
+    let clpl = polydense_train::ClplLoss {
+        lambda: 0.3,
+        temperature: 0.05,
+    };
+    gradcache_matches_plain_for(false, &clpl, ex.clone());
+    gradcache_matches_plain_for(true, &clpl, ex);
 }
 
 #[test]
@@ -436,6 +456,7 @@ impl Loss for RandomPenalty {
         Ok(LossOutput {
             total: (&nce + (&penalty * w)?)?,
             parts: vec![("infonce".into(), nce), ("penalty".into(), penalty)],
+            stats: Vec::new(),
         })
     }
 }
@@ -675,4 +696,71 @@ fn negative_queries_and_masked_memory_reach_the_loss_on_both_paths() {
         }
         assert!(zeros > 0, "no query met its own positive in the memory");
     }
+}
+
+fn moe_trainer(cfg: TrainConfig, seed: u64) -> Trainer {
+    use polydense_model::ffn::{ExpertLayers, MoeConfig, RouterScale};
+    let mut enc = Encoder::random(&EncoderConfig::tiny_bert(), &Device::Cpu, seed).unwrap();
+    let moe = MoeConfig {
+        experts: 2,
+        top_k: 1,
+        layers: ExpertLayers::Intermediate,
+        router_scale: RouterScale::Unit,
+    };
+    enc.upgrade_to_moe(&moe, 0.1, 3).unwrap();
+    Trainer::new(cfg, DualEncoder::shared(enc), Box::new(tok()), examples(24)).unwrap()
+}
+
+#[test]
+fn experts_only_training_moves_experts_and_gates_logs_routing_and_resumes_exactly() {
+    let experts_only = |p: &Path| TrainConfig {
+        only_train: vec!["experts".into()],
+        ..config(p)
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let before = weights(&moe_trainer(experts_only(tmp.path()), 5));
+    let mut t = moe_trainer(experts_only(&tmp.path().join("run")), 5);
+    t.train(&mut Quiet).unwrap();
+    let after = weights(&t);
+    for (name, w) in &after {
+        let trains = name.contains(".experts.") || name.contains(".moe.gate.");
+        match trains {
+            true => assert_ne!(w, &before[name], "{name} did not train"),
+            false => assert_eq!(w, &before[name], "{name} is frozen but changed"),
+        }
+    }
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(tmp.path().join("run/metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    for v in &lines {
+        // Two layers of two experts; every token of the step went to one of them.
+        let routing = v["routing"].as_array().unwrap();
+        assert_eq!(routing.len(), 2);
+        let per_layer: Vec<u64> = routing
+            .iter()
+            .map(|l| {
+                l.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c.as_u64().unwrap())
+                    .sum()
+            })
+            .collect();
+        assert!(per_layer[0] > 0 && per_layer[0] == per_layer[1], "{v}");
+        let balance = v["loss_parts"]["balance"].as_f64().unwrap();
+        assert!((1.0..=2.0 + 1e-9).contains(&(balance / 2.0)), "{v}");
+    }
+    // Resume equals a straight run with experts, and the saved model loads back with them.
+    let build = |dir: &Path, seed| moe_trainer(experts_only(dir), seed);
+    let mut first = build(&tmp.path().join("resumed"), 5);
+    first.train_until(&mut Quiet, Some(3)).unwrap();
+    let mut second = build(&tmp.path().join("resumed"), 5);
+    second.resume().unwrap();
+    second.train(&mut Quiet).unwrap();
+    assert!(max_diff(&weights(&t), &weights(&second)) < 1e-6);
+    let loaded = Encoder::load(&tmp.path().join("run/model"), &Device::Cpu).unwrap();
+    assert!(loaded.config().is_variant());
 }

@@ -6,10 +6,12 @@ use polydense_data::atomic::write_atomic;
 use polydense_data::qrels::read_any;
 use polydense_data::Qrels;
 use polydense_eval::{
-    comparison_table, evaluate_run_file, parse_metrics, randomization_test, read_query_langs,
-    EvalOptions, FileScores, MissingQueries, PerQuery, Report, TestOptions, DEFAULT_METRICS,
+    comparison_table, evaluate_run_file, parse_metrics, randomization_test,
+    randomization_test_per_lang, read_query_langs, EvalOptions, FileScores, MissingQueries,
+    PerQuery, Report, TestOptions, DEFAULT_METRICS,
 };
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -96,6 +98,9 @@ pub struct CompareArgs {
     /// Seed of the randomization test, so that p-values are reproducible.
     #[arg(long, value_name = "S", default_value_t = TestOptions::default().seed)]
     pub seed: u64,
+    /// A BEIR queries.jsonl whose `lang` fields add one test per language.
+    #[arg(long, value_name = "QUERIES_JSONL")]
+    pub per_lang: Option<PathBuf>,
 }
 
 /// Runs `polydense eval`.
@@ -211,6 +216,8 @@ struct CompareOutput<'a> {
     trials: usize,
     seed: u64,
     comparisons: Vec<polydense_eval::Comparison>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    per_lang: BTreeMap<String, Vec<polydense_eval::Comparison>>,
 }
 
 fn compare(args: CompareArgs) -> Result<()> {
@@ -226,21 +233,31 @@ fn compare(args: CompareArgs) -> Result<()> {
         seed: args.seed,
     };
     let comparisons = randomization_test(&a, &b, &test)?;
+    let per_lang = match &args.per_lang {
+        Some(q) => randomization_test_per_lang(&a, &b, &read_query_langs(q)?, &test)?,
+        None => BTreeMap::new(),
+    };
     let out = CompareOutput {
         run_a: &args.run_a,
         run_b: &args.run_b,
         trials: args.trials,
         seed: args.seed,
         comparisons,
+        per_lang,
     };
     emit(&out, &args.common, || {
-        format!(
-            "A = {}\nB = {}\n{}paired randomization test, two-sided, {} trials, seed {}\n",
+        let mut text = format!(
+            "A = {}\nB = {}\n{}",
             args.run_a.display(),
             args.run_b.display(),
             comparison_table(&out.comparisons),
-            args.trials,
-            args.seed
+        );
+        for (lang, rows) in &out.per_lang {
+            text += &format!("\n[{lang}]\n{}", comparison_table(rows));
+        }
+        text + &format!(
+            "paired randomization test, two-sided, {} trials, seed {}\n",
+            args.trials, args.seed
         )
     })
 }

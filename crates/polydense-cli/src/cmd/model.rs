@@ -148,10 +148,25 @@ fn tower_info(dir: &Path) -> Result<()> {
         println!("  max length    {n} tokens");
     }
     if c.is_variant() {
-        let kinds: Vec<String> = (0..c.num_hidden_layers)
-            .map(|n| format!("{:?}", c.ffn_of(n)))
-            .collect();
-        println!("  feed-forward  {}", kinds.join(", "));
+        let describe = |f: polydense_model::FfnConfig| match f {
+            polydense_model::FfnConfig::Dense => "dense".to_string(),
+            polydense_model::FfnConfig::Moe(m) => format!(
+                "{} experts ({:?} dense), top-{} routing, {:?} scale",
+                m.experts, m.layers, m.top_k, m.router_scale
+            )
+            .to_lowercase(),
+        };
+        let mut kinds: Vec<(String, Vec<usize>)> = Vec::new();
+        for n in 0..c.num_hidden_layers {
+            let d = describe(c.ffn_of(n));
+            match kinds.iter_mut().find(|(k, _)| *k == d) {
+                Some((_, layers)) => layers.push(n),
+                None => kinds.push((d, vec![n])),
+            }
+        }
+        for (d, layers) in kinds {
+            println!("  feed-forward  layers {layers:?}: {d}");
+        }
     }
     if let Some((sub, h)) = &meta.head {
         println!(

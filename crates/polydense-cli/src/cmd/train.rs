@@ -106,10 +106,12 @@ overrides! {
     #[arg(value_delimiter = ',')]
     only_train: Vec<String>;
     tables:
-    /// Loss: infonce.
+    /// Loss: infonce or clpl.
     loss_kind: String = "loss.kind" | "loss",
-    /// InfoNCE temperature.
+    /// Loss temperature (InfoNCE, CLPL).
     loss_temperature: f64 = "loss.temperature" | "temperature",
+    /// CLPL: the penalty's share λ.
+    loss_lambda: f64 = "loss.lambda",
     /// Batch sampler: random, sequential (file order), ict-p (clusters of positive passages)
     /// or ict-q (of queries).
     sampler_kind: String = "sampler.kind" | "sampler",
@@ -151,6 +153,18 @@ overrides! {
     memory_kind: String = "memory.kind",
     /// FIFO memory: passage vectors kept.
     memory_capacity: usize = "memory.capacity",
+    /// Experts per layer made from the dense feed-forward blocks; 0 none.
+    moe_experts: usize = "moe.experts",
+    /// Experts each token is routed to.
+    moe_top_k: usize = "moe.top-k",
+    /// Which dense layers become experts: intermediate, output or both.
+    moe_layers: String = "moe.layers",
+    /// Weight of a selected expert: unit or probability.
+    moe_router_scale: String = "moe.router-scale",
+    /// Noise on the expert copies, as a fraction of each weight's standard deviation.
+    moe_noise: f64 = "moe.noise",
+    /// Weight of the experts' load-balancing term; 0 off.
+    moe_balance: f64 = "moe.balance",
 }
 
 /// Flags of `polydense train`.

@@ -144,6 +144,10 @@ pub fn training(page: &mut Page, inputs: &RunInputs, out: &mut Vec<Png>) -> anyh
         let lr = plots::learning_rate(&inputs.steps)?;
         page.figures(&[&lr]);
         out.push(lr);
+        if let Some(load) = plots::expert_load(&inputs.steps)? {
+            page.figures(&[&load]);
+            out.push(load);
+        }
     }
     match dev_metric_name(inputs) {
         Some(metric) => {

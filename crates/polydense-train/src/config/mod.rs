@@ -9,6 +9,7 @@ use crate::error::{Result, TrainError};
 use crate::freeze::Trainable;
 use crate::loss::LossConfig;
 use crate::memory::MemoryConfig;
+use crate::moe::MoeSettings;
 use crate::sampler::SamplerConfig;
 
 mod legacy;
@@ -111,7 +112,9 @@ pub struct TrainConfig {
     /// separate towers.
     pub freeze: Vec<String>,
     /// When not empty, only the weights matching one of these patterns train (`freeze` then
-    /// removes more).
+    /// removes more). Two words name groups: "experts" (the expert copies and the gates of a
+    /// mixture-of-experts model, CLPL's experts-only training) and "intermediate" (every
+    /// intermediate dense, experts included, and the gates).
     pub only_train: Vec<String>,
     /// The objective (`[loss] kind = "infonce"`, with its keys).
     pub loss: LossConfig,
@@ -120,6 +123,9 @@ pub struct TrainConfig {
     pub sampler: SamplerConfig,
     /// Extra negatives from earlier batches (`[memory] kind = "none" | "fifo"`).
     pub memory: MemoryConfig,
+    /// Mixture-of-experts feed-forward blocks made from the starting model's dense ones, and
+    /// the weight of their load-balancing term (`[moe] experts = 2`).
+    pub moe: MoeSettings,
 }
 
 impl Default for TrainConfig {
@@ -159,6 +165,7 @@ impl Default for TrainConfig {
             loss: LossConfig::default(),
             sampler: SamplerConfig::default(),
             memory: MemoryConfig::default(),
+            moe: MoeSettings::default(),
         }
     }
 }
@@ -236,6 +243,7 @@ impl TrainConfig {
         self.loss.validate()?;
         self.sampler.validate()?;
         self.memory.validate()?;
+        self.moe.validate()?;
         for (field, patterns) in [("freeze", &self.freeze), ("only_train", &self.only_train)] {
             if let Some(p) = patterns.iter().find(|p| p.trim().is_empty()) {
                 return Err(TrainError::config(
@@ -249,10 +257,7 @@ impl TrainConfig {
 
     /// Which weights train, by the `freeze` and `only_train` patterns.
     pub fn trainable(&self) -> Trainable {
-        Trainable {
-            freeze: self.freeze.clone(),
-            only_train: self.only_train.clone(),
-        }
+        Trainable::new(self.freeze.clone(), self.only_train.clone())
     }
 }
 

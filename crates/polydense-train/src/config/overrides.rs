@@ -17,6 +17,9 @@ use crate::sampler::SamplerConfig;
 /// The tables of a config whose `kind` picks the keys they take.
 const TABLES: [&str; 3] = ["loss", "sampler", "memory"];
 
+/// The tables of a config with fixed keys.
+const PLAIN_TABLES: [&str; 1] = ["moe"];
+
 impl TrainConfig {
     /// This config with `overrides` applied in order. A dotted key sets a table's key; a
     /// `kind` that differs from the table's current one starts the table afresh (its other
@@ -33,7 +36,7 @@ impl TrainConfig {
                     let Value::Table(t) = t else {
                         return Err(TrainError::config(key.as_str(), "is not a table key"));
                     };
-                    if field == "kind" && t.get("kind") != Some(value) {
+                    if field == "kind" && TABLES.contains(&name) && t.get("kind") != Some(value) {
                         t.clear();
                     }
                     t.insert(field.to_string(), value.clone());
@@ -54,8 +57,12 @@ impl TrainConfig {
     pub fn keys() -> Vec<String> {
         let mut keys = BTreeSet::new();
         let defaults = serde_json::to_value(TrainConfig::default()).expect("defaults serialise");
-        for k in defaults.as_object().expect("a struct").keys() {
-            if !TABLES.contains(&k.as_str()) {
+        for (k, v) in defaults.as_object().expect("a struct") {
+            if PLAIN_TABLES.contains(&k.as_str()) {
+                for field in v.as_object().expect("a table").keys() {
+                    keys.insert(format!("{k}.{field}"));
+                }
+            } else if !TABLES.contains(&k.as_str()) {
                 keys.insert(k.clone());
             }
         }

@@ -57,6 +57,11 @@ impl Loss for InfoNce {
 impl InfoNce {
     /// The mean negative log-likelihood of each query's positive; other losses build on it.
     pub fn nll(&self, input: &LossInput) -> Result<Tensor> {
+        Ok(self.per_query(input)?.mean_all()?)
+    }
+
+    /// The negative log-likelihood of each query's positive, `[B]`.
+    pub fn per_query(&self, input: &LossInput) -> Result<Tensor> {
         let q = input.queries;
         let in_batch = (q.matmul(&input.passages.t()?)? / self.temperature)?;
         let mut scores = in_batch.clone();
@@ -87,7 +92,7 @@ impl InfoNce {
         let onehot =
             Tensor::from_vec(onehot, (b, cols), in_batch.device())?.to_dtype(in_batch.dtype())?;
         let positive = (&in_batch * onehot)?.sum_keepdim(D::Minus1)?;
-        Ok((lse - positive)?.mean_all()?)
+        Ok((lse - positive)?.squeeze(D::Minus1)?)
     }
 }
 

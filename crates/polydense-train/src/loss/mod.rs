@@ -11,8 +11,10 @@
 //! Matryoshka) implement this trait and plug into the same trainer, chosen by the `[loss]`
 //! table of the config ([`LossConfig`]).
 
+mod clpl;
 mod infonce;
 
+pub use clpl::{ClplConfig, ClplLoss};
 pub use infonce::{InfoNce, InfoNceConfig};
 
 use candle_core::{DType, Tensor};
@@ -87,6 +89,8 @@ pub struct LossOutput {
     /// Named scalar parts (e.g. InfoNCE and a penalty, unweighted), logged as `loss_parts` in
     /// metrics.jsonl and drawn as curves in the report; empty for a single-term loss.
     pub parts: Vec<(String, Tensor)>,
+    /// Counts that are not loss terms (queries a loss fell back on), logged as `loss_stats`.
+    pub stats: Vec<(String, f64)>,
 }
 
 impl LossOutput {
@@ -95,6 +99,7 @@ impl LossOutput {
         LossOutput {
             total,
             parts: Vec::new(),
+            stats: Vec::new(),
         }
     }
 }
@@ -121,6 +126,8 @@ pub trait Loss: Send {
 pub enum LossConfig {
     /// InfoNCE over in-batch and hard negatives (DPR, sentence-transformers MNRL).
     Infonce(InfoNceConfig),
+    /// InfoNCE plus CLPL's penalty pulling each negative towards its own query.
+    Clpl(ClplConfig),
 }
 
 impl Default for LossConfig {
@@ -131,12 +138,16 @@ impl Default for LossConfig {
 
 impl LossConfig {
     /// The `kind` values this build knows, for error messages and the flag check.
-    pub const KINDS: &'static [&'static str] = &["infonce"];
+    pub const KINDS: &'static [&'static str] = &["infonce", "clpl"];
 
     /// The objective this table describes.
     pub fn build(&self) -> Box<dyn Loss> {
         match self {
             LossConfig::Infonce(c) => Box::new(InfoNce {
+                temperature: c.temperature,
+            }),
+            LossConfig::Clpl(c) => Box::new(ClplLoss {
+                lambda: c.lambda,
                 temperature: c.temperature,
             }),
         }
@@ -146,6 +157,7 @@ impl LossConfig {
     pub fn validate(&self) -> Result<()> {
         match self {
             LossConfig::Infonce(c) => c.validate(),
+            LossConfig::Clpl(c) => c.validate(),
         }
     }
 }

@@ -193,6 +193,55 @@ pub fn training_loss(steps: &[StepRecord], clusters: &[ClusterRun]) -> anyhow::R
     })
 }
 
+/// Per layer of a mixture-of-experts model, the share of tokens its busiest expert took at each
+/// step: 1/E is perfectly balanced routing, 1 is every token on one expert.
+pub fn expert_load(steps: &[StepRecord]) -> anyhow::Result<Option<Png>> {
+    let routed: Vec<&StepRecord> = steps.iter().filter(|s| !s.routing.is_empty()).collect();
+    let Some(first) = routed.first() else {
+        return Ok(None);
+    };
+    let layers = first.routing.len();
+    let experts = first.routing.iter().map(Vec::len).max().unwrap_or(1).max(1);
+    let share = |counts: &[u64]| -> Option<f64> {
+        let total: u64 = counts.iter().sum();
+        (total > 0).then(|| *counts.iter().max().unwrap() as f64 / total as f64)
+    };
+    let x = step_range(first.step, routed[routed.len() - 1].step);
+    let floor = 1.0 / experts as f64;
+    let bytes = render(W, H, |root| {
+        let (plot, legend) = with_legend(root);
+        let mut chart = frame(
+            &plot,
+            "Expert load per layer",
+            x,
+            (floor - 0.02).max(0.0)..1.02,
+            "busiest expert's share of tokens",
+        )?;
+        let mut keys = Vec::new();
+        for l in 0..layers {
+            let c = colour(l);
+            chart
+                .draw_series(LineSeries::new(
+                    routed
+                        .iter()
+                        .filter_map(|s| Some((s.step as f64, share(s.routing.get(l)?)?))),
+                    c.stroke_width(px(2)),
+                ))
+                .map_err(plot_err)?;
+            keys.push((format!("layer {l}"), Key::Line(c, 2, false)));
+        }
+        draw_legend(&legend, "", &keys)
+    })?;
+    Ok(Some(Png {
+        name: "expert-load".into(),
+        caption: format!(
+            "The share of each layer's tokens taken by its busiest expert ({experts} experts; \
+             {floor:.2} is balanced, 1 is collapse onto one expert)."
+        ),
+        bytes,
+    }))
+}
+
 /// Learning rate per step (warm-up and decay).
 pub fn learning_rate(steps: &[StepRecord]) -> anyhow::Result<Png> {
     let hi = steps.iter().map(|s| s.lr).fold(0.0, f64::max);

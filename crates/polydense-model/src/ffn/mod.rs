@@ -5,7 +5,11 @@
 //! ([`crate::ops::layer`]) computes a dense block together with attention and the norms: the
 //! transformer must know which block it runs to pick the fused kernel, and it knows that from
 //! the variant built from the config, never from tensor names. The mixture-of-experts block
-//! (CLPL, arXiv 2412.17364) becomes a second variant.
+//! ([`moe`], CLPL arXiv 2412.17364) is the second variant.
+
+pub mod moe;
+
+pub use moe::{ExpertLayers, MoeConfig, MoeFeedForward, RouterScale};
 
 use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};
@@ -21,6 +25,8 @@ use crate::ops::{gelu::bias_gelu, Kernels};
 pub enum FfnConfig {
     /// BERT's `W₂ · act(W₁ x + b₁) + b₂` (`intermediate.dense`, `output.dense`).
     Dense,
+    /// A mixture of experts with a gate ([`MoeFeedForward`]).
+    Moe(MoeConfig),
 }
 
 /// BERT's FFN: `W₂ · act(W₁ x + b₁) + b₂`.
@@ -54,6 +60,8 @@ impl DenseFeedForward {
 pub enum FeedForward {
     /// See [`FfnConfig::Dense`].
     Dense(DenseFeedForward),
+    /// See [`FfnConfig::Moe`].
+    Moe(MoeFeedForward),
 }
 
 impl FeedForward {
@@ -61,6 +69,7 @@ impl FeedForward {
     pub fn config(&self) -> FfnConfig {
         match self {
             FeedForward::Dense(_) => FfnConfig::Dense,
+            FeedForward::Moe(m) => FfnConfig::Moe(m.config.clone()),
         }
     }
 
@@ -68,6 +77,7 @@ impl FeedForward {
     pub fn forward(&self, x: &Tensor, kernels: Kernels) -> Result<Tensor> {
         match self {
             FeedForward::Dense(d) => d.forward(x, kernels),
+            FeedForward::Moe(m) => m.forward(x, kernels),
         }
     }
 
@@ -80,6 +90,7 @@ impl FeedForward {
                 v.extend(d.output.named(&format!("{p}.output.dense")));
                 v
             }
+            FeedForward::Moe(m) => m.named(p),
         }
     }
 
@@ -91,6 +102,7 @@ impl FeedForward {
                 output: d.output.detached(),
                 act: d.act,
             }),
+            FeedForward::Moe(m) => FeedForward::Moe(m.detached()),
         }
     }
 }
