@@ -50,7 +50,8 @@ impl LlmClient {
         self.cache.as_ref().map_or(Ok(()), Cache::sync)
     }
 
-    /// Asks each conversation in `prompts` for an `A`. An answer that cannot be read is
+    /// Asks each conversation in `prompts` for an `A`, in at most `max_tokens` tokens (each
+    /// stage knows how long its answers are). An answer that cannot be read is
     /// asked again once, with the bad answer and a reminder of the schema appended; if that
     /// fails too the item is `None` and counted as skipped. `Err` means the backend failed
     /// for good (see [`crate::LlmBackend::complete`]); every answer received before it is in
@@ -58,9 +59,14 @@ impl LlmClient {
     pub fn ask<A: Answer>(
         &self,
         prompts: Vec<Vec<Message>>,
+        max_tokens: u32,
         observe: Observer<'_>,
     ) -> Result<(Vec<Option<A>>, Tally)> {
         let started = Instant::now();
+        let sampling = Sampling {
+            max_tokens,
+            ..self.sampling.clone()
+        };
         let schema = A::schema();
         let tally = Mutex::new(Tally {
             items: prompts.len() as u64,
@@ -70,7 +76,7 @@ impl LlmClient {
             .into_iter()
             .map(|messages| ChatRequest {
                 messages,
-                sampling: self.sampling.clone(),
+                sampling: sampling.clone(),
                 schema: Some(schema.clone()),
             })
             .collect();
@@ -92,7 +98,7 @@ impl LlmClient {
                         i,
                         ChatRequest {
                             messages,
-                            sampling: self.sampling.clone(),
+                            sampling: sampling.clone(),
                             schema: Some(schema.clone()),
                         },
                     ));

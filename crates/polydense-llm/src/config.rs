@@ -59,7 +59,7 @@ pub struct LlmConfig {
     pub temperature: f32,
     /// Sampler seed, sent where the backend accepts one.
     pub seed: u64,
-    /// Most tokens an answer may have.
+    /// Most tokens an answer of `polydense llm ask` may have (each mining stage sets its own).
     pub max_tokens: u32,
     /// Seconds to establish a connection.
     pub connect_timeout_s: f64,
@@ -79,6 +79,12 @@ pub struct LlmConfig {
     pub cache: Option<PathBuf>,
     /// Ask the backend every time (for benchmarks).
     pub no_cache: bool,
+    /// In-process only: re-encode Q4_1/Q5 weights as Q8_0 at load, since candle multiplies
+    /// those formats with scalar code (see `gguf::requantize`); false keeps the file's.
+    pub requantize: bool,
+    /// In-process only: candle's threads (0: half the cores, at least one); set once per
+    /// process, before candle first runs.
+    pub threads: usize,
 }
 
 impl Default for LlmConfig {
@@ -102,6 +108,8 @@ impl Default for LlmConfig {
             keep_alive: "5m".into(),
             cache: None,
             no_cache: false,
+            requantize: true,
+            threads: 0,
         }
     }
 }
@@ -174,7 +182,11 @@ impl LlmConfig {
             max_retry_after: secs("max_retry_after_s", self.max_retry_after_s)?,
         };
         Ok(match self.backend {
-            BackendKind::Gguf => Box::new(InProcess::load(&self.gguf_path())?),
+            BackendKind::Gguf => Box::new(InProcess::load(
+                &self.gguf_path(),
+                self.requantize,
+                self.threads,
+            )?),
             BackendKind::Ollama => {
                 let url = self.url.as_deref().unwrap_or("http://127.0.0.1:11434");
                 let ep = Endpoint::new("ollama", url, timeouts, policy, Vec::new())?;

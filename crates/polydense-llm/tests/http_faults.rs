@@ -299,7 +299,7 @@ fn a_server_that_dies_mid_run_loses_no_finished_answer() {
     let err = cfg
         .client()
         .unwrap()
-        .ask::<Score>(prompts(5), &|_, _| {})
+        .ask::<Score>(prompts(5), 32, &|_, _| {})
         .err()
         .unwrap();
     assert!(err.to_string().contains("shutting down"), "{err}");
@@ -310,7 +310,7 @@ fn a_server_that_dies_mid_run_loses_no_finished_answer() {
     cfg.url = Some(stub.url.clone());
     let client = cfg.client().unwrap();
     assert_eq!(client.cache().unwrap().len(), 3);
-    let (answers, tally) = client.ask::<Score>(prompts(5), &|_, _| {}).unwrap();
+    let (answers, tally) = client.ask::<Score>(prompts(5), 32, &|_, _| {}).unwrap();
     assert!(answers
         .iter()
         .all(|a| a.as_ref().is_some_and(|s| s.0 == 85.0)));
@@ -320,7 +320,7 @@ fn a_server_that_dies_mid_run_loses_no_finished_answer() {
     let (_, tally) = cfg
         .client()
         .unwrap()
-        .ask::<Score>(prompts(5), &|_, _| {})
+        .ask::<Score>(prompts(5), 32, &|_, _| {})
         .unwrap();
     assert_eq!((tally.cache_hits, tally.requests), (5, 0));
 }
@@ -337,7 +337,7 @@ fn the_client_keeps_the_configured_number_of_requests_in_flight() {
     let (answers, tally) = cfg
         .client()
         .unwrap()
-        .ask::<Score>(prompts(8), &|_, _| {})
+        .ask::<Score>(prompts(8), 32, &|_, _| {})
         .unwrap();
     assert_eq!(answers.iter().filter(|a| a.is_some()).count(), 8);
     assert_eq!(tally.requests, 8);
@@ -359,7 +359,7 @@ fn an_unreadable_answer_gets_one_reminder_then_is_skipped() {
     let (answers, tally) = cfg
         .client()
         .unwrap()
-        .ask::<Score>(prompts(2), &|_, _| {})
+        .ask::<Score>(prompts(2), 32, &|_, _| {})
         .unwrap();
     // Item 0: prose, reminder prose → skipped. Item 1: prose, reminder JSON → 85.
     assert!(answers[0].is_none());

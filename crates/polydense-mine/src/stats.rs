@@ -117,6 +117,14 @@ pub struct MineStats {
     /// existed, which then load with it empty.
     #[serde(default)]
     pub dropped_scores: BTreeMap<String, Histogram>,
+    /// Scores later stages gave the written negatives, per `stage.field`
+    /// (`llm_judge.hardness`, `rag_select.score`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stage_scores: BTreeMap<String, Histogram>,
+    /// What stages counted besides drops, per stage: an LLM stage's items, requests, cache
+    /// hits, retries, parse failures, skipped items, tokens and wall time (ms).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counters: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 #[cfg(test)]

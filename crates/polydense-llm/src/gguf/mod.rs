@@ -9,6 +9,7 @@
 //! fixed positions, so the numbers computed for a prompt do not depend on which prompt came
 //! before it: a resumed run gets the answers an uninterrupted one got.
 
+pub mod requantize;
 pub mod template;
 pub mod tokenizer;
 pub mod weights;
@@ -46,6 +47,25 @@ pub struct InProcess {
     engine: Mutex<Engine>,
 }
 
+/// Sizes candle's CPU thread pools, once per process and before candle first uses them
+/// (they read `CANDLE_NUM_THREADS` and `RAYON_NUM_THREADS` when created, and its barrier
+/// threads spin while waiting). Measured here on 2 cores busy with a compiler: 2 threads
+/// generated 2-3 tokens/s where 1 made 50. A variable already set by the user wins.
+fn size_candle_threads(threads: usize) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let n = match threads {
+            0 => (std::thread::available_parallelism().map_or(1, |n| n.get()) / 2).max(1),
+            n => n,
+        };
+        for var in ["CANDLE_NUM_THREADS", "RAYON_NUM_THREADS"] {
+            if std::env::var_os(var).is_none() {
+                std::env::set_var(var, n.to_string());
+            }
+        }
+    });
+}
+
 struct Engine {
     /// The model with an empty cache; forked for each prompt.
     base: Weights,
@@ -71,9 +91,13 @@ fn meta_u32(c: &gguf_file::Content, key: &str) -> Option<u32> {
 }
 
 impl InProcess {
-    /// Loads the model, tokenizer and chat template of the GGUF at `path`. A missing file is
-    /// an error that says how to get the default one.
-    pub fn load(path: &Path) -> Result<Self> {
+    /// Loads the model, tokenizer and chat template of the GGUF at `path`, re-encoding
+    /// weights candle multiplies with scalar code as Q8_0 when `requantize` is set (see
+    /// [`requantize`]). A missing file is an error that says how to get the default one.
+    /// Inference runs on `threads` threads (0: half the cores, at least one), unless this
+    /// process already used candle or set `CANDLE_NUM_THREADS`/`RAYON_NUM_THREADS`.
+    pub fn load(path: &Path, requantize: bool, threads: usize) -> Result<Self> {
+        size_candle_threads(threads);
         let mut file = std::fs::File::open(path).map_err(|e| LlmError::Model {
             path: path.to_path_buf(),
             message: format!("cannot open the model: {e}"),
@@ -117,13 +141,25 @@ impl InProcess {
             .unwrap_or(2048)
             // candle's llama precomputes rotary tables for 4096 positions.
             .min(4096);
-        let base = Weights::load(path, content, &mut file)?;
+        let base = if requantize && requantize::needed(&content) {
+            let started = Instant::now();
+            let (header, mut bytes) = requantize::to_q8_0(&content, &mut file)?;
+            tracing::info!(
+                "{}: re-encoded Q4_1/Q5 tensors as Q8_0 in {:.1} s (candle has no SIMD kernel for them)",
+                path.display(),
+                started.elapsed().as_secs_f64()
+            );
+            Weights::load(path, header, &mut bytes)?
+        } else {
+            Weights::load(path, content, &mut file)?
+        };
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let form = if requantize { "q8" } else { "file" };
         Ok(InProcess {
-            id: format!("gguf:{name}:{size}"),
+            id: format!("gguf:{name}:{size}:{form}"),
             path: path.to_path_buf(),
             engine: Mutex::new(Engine {
                 base,

@@ -24,10 +24,10 @@ pub enum Weights {
 
 impl Weights {
     /// Loads the tensors of `content` (already read from `file`) on the CPU.
-    pub fn load(
+    pub fn load<R: std::io::Read + std::io::Seek>(
         path: &Path,
         content: gguf_file::Content,
-        file: &mut std::fs::File,
+        file: &mut R,
     ) -> Result<Self> {
         let arch = content
             .metadata
