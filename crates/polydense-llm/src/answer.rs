@@ -78,22 +78,61 @@ fn balanced_end(s: &str) -> Option<usize> {
     None
 }
 
-/// A score on a 0-`scale` range from free text: a bare number ("85"), a fraction rescaled to
-/// the range ("85/100", "8/10"), or a percentage ("85%"); the first number found counts.
-/// `None` when there is none, or it falls outside the range.
+/// A score on a 0-`scale` range from an answer that is only a score: a bare number ("85"),
+/// a fraction rescaled to the range ("85/100", "8/10") or a percentage ("85%"), optionally
+/// after a label ("Score: 85"). Anything else is `None`: a number picked out of prose (or out
+/// of an echoed "0-100") would be a guess.
 pub fn lenient_score(text: &str, scale: f64) -> Option<f64> {
-    let (value, rest) = first_number(text)?;
-    let rest = rest.trim_start();
-    let v = if let Some(after) = rest.strip_prefix('/') {
-        let (den, _) = first_number_at_start(after.trim_start())?;
+    let t = text.trim().trim_end_matches('.');
+    let t = match t.rsplit_once(':') {
+        Some((label, rest))
+            if label
+                .chars()
+                .all(|c| c.is_alphabetic() || c == ' ' || c == '_') =>
+        {
+            rest
+        }
+        _ => t,
+    };
+    let (v, rest) = score_at_start(t.trim_start(), scale)?;
+    rest.trim().is_empty().then_some(v)
+}
+
+/// The score right after `key` in near-JSON text (`hardness: 85`, `"hardness" = 7/10`).
+pub fn score_after_key(text: &str, key: &str, scale: f64) -> Option<f64> {
+    let rest = after_key(text, key)?;
+    let (v, tail) = score_at_start(rest, scale)?;
+    // A range ("0-100" echoed from the instructions) is not an answer.
+    match tail.chars().next() {
+        None => Some(v),
+        Some(c) if c.is_whitespace() || matches!(c, ',' | '}' | '"' | '\'' | '.' | ';') => Some(v),
+        _ => None,
+    }
+}
+
+/// The text after `key` and the `"':= ` between it and its value.
+fn after_key<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    let at = text.to_lowercase().find(&key.to_lowercase())?;
+    Some(text[at + key.len()..].trim_start_matches(|c: char| {
+        c == '"' || c == '\'' || c == ':' || c == '=' || c.is_whitespace()
+    }))
+}
+
+/// A number, fraction or percentage at the start of `s`, within 0-`scale`, and what follows.
+fn score_at_start(s: &str, scale: f64) -> Option<(f64, &str)> {
+    let (value, rest) = first_number_at_start(s)?;
+    let (v, rest) = if let Some(after) = rest.strip_prefix('/') {
+        let (den, rest) = first_number_at_start(after.trim_start())?;
         if den <= 0.0 {
             return None;
         }
-        value / den * scale
+        (value / den * scale, rest)
+    } else if let Some(rest) = rest.strip_prefix('%') {
+        (value, rest)
     } else {
-        value
+        (value, rest)
     };
-    (0.0..=scale).contains(&v).then_some(v)
+    (0.0..=scale).contains(&v).then_some((v, rest))
 }
 
 /// A number field of a JSON object, or a string holding a score ("85/100").
@@ -133,18 +172,6 @@ fn word_bool(s: &str) -> Option<bool> {
         "false" | "no" | "n" => Some(false),
         _ => None,
     }
-}
-
-/// The first decimal number in `s`, and the text after it.
-fn first_number(s: &str) -> Option<(f64, &str)> {
-    let start = s.find(|c: char| c.is_ascii_digit())?;
-    // A minus sign right before the digits belongs to the number.
-    let start = if start > 0 && s.as_bytes()[start - 1] == b'-' {
-        start - 1
-    } else {
-        start
-    };
-    first_number_at_start(&s[start..])
 }
 
 fn first_number_at_start(s: &str) -> Option<(f64, &str)> {
@@ -188,12 +215,27 @@ mod tests {
     fn scores_are_read_from_numbers_fractions_and_percentages() {
         assert_eq!(lenient_score("85", 100.0), Some(85.0));
         assert_eq!(lenient_score("Score: 85/100", 100.0), Some(85.0));
-        assert_eq!(lenient_score("8/10", 100.0), Some(80.0));
+        assert_eq!(lenient_score(" 8/10.", 100.0), Some(80.0));
         assert_eq!(lenient_score("72.5%", 100.0), Some(72.5));
-        assert_eq!(lenient_score("hardness 150", 100.0), None, "out of range");
+        assert_eq!(lenient_score("150", 100.0), None, "out of range");
         assert_eq!(lenient_score("-3", 100.0), None);
         assert_eq!(lenient_score("none", 100.0), None);
         assert_eq!(lenient_score("5/0", 100.0), None);
+        // Numbers inside prose, or an echoed range, are not scores.
+        assert_eq!(
+            lenient_score("I give it 85 because of 3 reasons", 100.0),
+            None
+        );
+        assert_eq!(lenient_score("{\"score\": 0-100}", 100.0), None);
+        assert_eq!(score_after_key("{\"score\": 0-100}", "score", 100.0), None);
+        assert_eq!(
+            score_after_key("hardness: 85, answers: no", "hardness", 100.0),
+            Some(85.0)
+        );
+        assert_eq!(
+            score_after_key("\"hardness\" = 7/10}", "hardness", 100.0),
+            Some(70.0)
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::llm_stage::{ask, clip};
 use crate::progress::Progress;
 use crate::stage::{DropLog, Filter, QueryCandidates};
 use polydense_llm::answer::{
-    bool_after_key, bool_field, extract_json, lenient_score, number_field,
+    bool_after_key, bool_field, extract_json, number_field, score_after_key,
 };
 use polydense_llm::{Answer, LlmClient, Message};
 use serde::{Deserialize, Serialize};
@@ -87,10 +87,7 @@ impl Answer for Judgement {
         let hardness = json
             .as_ref()
             .and_then(|v| number_field(v, "hardness", 100.0))
-            .or_else(|| {
-                let at = text.to_lowercase().find("hardness")?;
-                lenient_score(&text[at..], 100.0)
-            });
+            .or_else(|| score_after_key(text, "hardness", 100.0));
         match (answers, hardness) {
             (Some(answers_query), Some(hardness)) => Ok(Judgement {
                 answers_query,
@@ -215,5 +212,9 @@ mod tests {
         );
         assert!(Judgement::parse("The passage is about dogs.").is_err());
         assert!(Judgement::parse(r#"{"answers_query": false, "hardness": 140}"#).is_err());
+        // SmolLM2 often echoes the instructions: that is no judgement.
+        assert!(
+            Judgement::parse(r#"{"answers_query": true or false, "hardness": 0-100}"#).is_err()
+        );
     }
 }

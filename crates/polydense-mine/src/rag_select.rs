@@ -14,7 +14,7 @@ use crate::llm_stage::{ask, clip};
 use crate::progress::Progress;
 use crate::stage::{DropLog, Filter, QueryCandidates};
 use polydense_index::ExactSearch;
-use polydense_llm::answer::{extract_json, lenient_score, number_field};
+use polydense_llm::answer::{extract_json, lenient_score, number_field, score_after_key};
 use polydense_llm::{Answer, LlmClient, Message};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -101,6 +101,7 @@ impl Answer for ContextScore {
     fn parse(text: &str) -> std::result::Result<Self, String> {
         extract_json(text)
             .and_then(|v| number_field(&v, "score", 100.0))
+            .or_else(|| score_after_key(text, "score", 100.0))
             .or_else(|| lenient_score(text, 100.0))
             .map(ContextScore)
             .ok_or_else(|| "no score 0-100".into())
@@ -251,5 +252,6 @@ mod tests {
         assert_eq!(ContextScore::parse("{\"score\": 64}").unwrap().0, 64.0);
         assert_eq!(ContextScore::parse("Score: 7/10").unwrap().0, 70.0);
         assert!(ContextScore::parse("good one").is_err());
+        assert!(ContextScore::parse("{\"score\": 0-100}").is_err());
     }
 }
