@@ -7,13 +7,15 @@
 #
 # Usage: bench/llm_inprocess_vs_llamacpp.sh      (~3 min on 2 quiet cores, after the build)
 # Env: POLYDENSE (binary; default: build release), THREADS (default 2), ROUNDS (default 3),
-#   MAX_TOKENS (default 64), REQUANTIZE (1: polydense re-encodes Q4_1 as Q8_0, its default;
-#   0: candle's scalar Q4_1 kernels), OUT (default runs/bench-llm).
+#   MAX_TOKENS (default 64), PROMPTS (default bench/llm_prompts.txt), REQUANTIZE (1:
+#   polydense re-encodes Q4_1 as Q8_0, its default; 0: candle's scalar Q4_1 kernels),
+#   OUT (default runs/bench-llm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS=${THREADS:-2}
 ROUNDS=${ROUNDS:-3}
 MAX_TOKENS=${MAX_TOKENS:-64}
+PROMPTS=${PROMPTS:-bench/llm_prompts.txt}
 REQUANTIZE=${REQUANTIZE:-1}
 OUT=${OUT:-runs/bench-llm}
 MODEL=${POLYDENSE_HOME:-$HOME/.cache/polydense}/models/smollm2/model.gguf
@@ -43,9 +45,9 @@ for r in $(seq 1 "$ROUNDS"); do
   echo "[bench] round $r/$ROUNDS" >&2
   measure "$OUT/polydense.$r.jsonl" "$OUT/polydense.$r.rss" \
     "$POLYDENSE" llm ask --model "$MODEL" --threads "$THREADS" "${quant[@]}" \
-    --prompt-file bench/llm_prompts.txt --system "$SYSTEM" --max-tokens "$MAX_TOKENS" --json
+    --prompt-file "$PROMPTS" --system "$SYSTEM" --max-tokens "$MAX_TOKENS" --json
   measure "$OUT/llamacpp.$r.jsonl" "$OUT/llamacpp.$r.rss" \
-    "$PY" bench/llm_llamacpp.py "$MODEL" bench/llm_prompts.txt "$SYSTEM" "$MAX_TOKENS" "$THREADS"
+    "$PY" bench/llm_llamacpp.py "$MODEL" "$PROMPTS" "$SYSTEM" "$MAX_TOKENS" "$THREADS"
 done
 
 python3 - "$OUT" "$ROUNDS" "$THREADS" <<'PY' | tee "$OUT/table.md"
