@@ -41,7 +41,8 @@ start_server() {
 }
 stop_server() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true; server_pid=""; }
 trap stop_server EXIT
-run() { echo "\$ ${*#$POLYDENSE }"; "$@"; }
+# Shows each command (on stderr, so a command's JSON output stays clean) and runs it.
+run() { echo "\$ polydense ${*:2}" >&2; "$@"; }
 
 start_server
 # llama-cpp-python's server takes the schema as {"type":"json_object","schema":…}.
@@ -69,9 +70,9 @@ import re, sys
 src, dst, url, work = sys.argv[1:5]
 t = open(src).read()
 t = re.sub(r'output = ".*"', f'output = "{work}/mined.jsonl"', t, count=1)
-t = re.sub(r'\[llm\].*?\n\n', f'[llm]\nbackend = "openai"\nmodel = "smollm2"\nurl = "{url}"\nresponse_format = "json_object"\nconcurrency = 2\nretries = 2\nbackoff_ms = 200\ncache = "{work}/cache.jsonl"\n\n', t, flags=re.S)
-t = re.sub(r'\[\[generator\]\].*?\n\n', '', t, flags=re.S)
-t = re.sub(r'\[\[filter\]\]\nkind = "rag_select".*', '', t, flags=re.S)
+t = re.sub(r'^\[llm\]\n.*?\n\n', f'[llm]\nbackend = "openai"\nmodel = "smollm2"\nurl = "{url}"\nresponse_format = "json_object"\nconcurrency = 2\nretries = 2\nbackoff_ms = 200\ncache = "{work}/cache.jsonl"\n\n', t, flags=re.S | re.M)
+t = re.sub(r'^\[\[generator\]\]\n.*?\n\n', '', t, flags=re.S | re.M)
+t = re.sub(r'^\[\[filter\]\]\nkind = "rag_select".*', '', t, flags=re.S | re.M)
 t = t.replace("max_queries = 4", "max_queries = 2").replace("checkpoint_every = 2", "checkpoint_every = 1")
 open(dst, "w").write(t)
 PY
