@@ -30,6 +30,9 @@ pub(crate) enum Command {
     Bm25(cmd::bm25::Command),
     /// Mine hard negatives into a training file.
     Mine(cmd::mine::Args),
+    /// Check an LLM backend, or ask it a prompt by hand.
+    #[command(subcommand)]
+    Llm(cmd::llm::Command),
     /// Import and inspect encoder models.
     #[command(subcommand)]
     Model(cmd::model::Command),
@@ -72,6 +75,7 @@ pub(crate) fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Eval(a) => cmd::eval::run(a),
         Command::Bm25(c) => cmd::bm25::run(c),
         Command::Mine(a) => cmd::mine::run(a),
+        Command::Llm(c) => cmd::llm::run(c),
         Command::Model(c) => cmd::model::run(c),
         Command::Encode(a) => cmd::encode::run(a),
         Command::Search(a) => cmd::search::run(a),

@@ -38,6 +38,8 @@ struct PassageLine {
     source: Option<String>,
     #[serde(default)]
     query: Option<String>,
+    #[serde(default)]
+    stage_scores: std::collections::BTreeMap<String, f64>,
 }
 
 fn de_null_as_default<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(
@@ -55,6 +57,7 @@ impl From<PassageLine> for TrainPassage {
             score: p.score,
             source: p.source,
             query: p.query,
+            stage_scores: p.stage_scores,
         }
     }
 }

@@ -46,6 +46,21 @@ pub struct TrainPassage {
     pub source: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query: Option<String>,
+    /// Scores later mining stages gave a negative, by `stage.field` (an LLM judge's
+    /// `llm_judge.hardness`, `rag_select.score`), kept for the report.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stage_scores: BTreeMap<String, f64>,
+}
+
+impl TrainPassage {
+    /// The text a passage is read as: `title text`, as BEIR's dense models join them (the
+    /// one place for it; the trainer and the encode command join the same way).
+    pub fn full_text(&self) -> String {
+        match self.title.is_empty() {
+            true => self.text.clone(),
+            false => format!("{} {}", self.title, self.text),
+        }
+    }
 }
 
 /// One query with its positives and negatives, in the Tevatron layout that training reads.

@@ -77,6 +77,7 @@ impl Bm25Miner {
                 source: self.source.clone(),
                 rank,
                 passage: None,
+                stage_scores: Default::default(),
             })
             .collect();
         Ok(Mined {

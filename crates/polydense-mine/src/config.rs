@@ -22,7 +22,11 @@
 use crate::bm25::RankWindow;
 use crate::error::{MineError, Result};
 use crate::false_negative::{MarginMode, Reference};
+use crate::llm_generate::LlmGenerateConfig;
+use crate::llm_judge::LlmJudgeConfig;
+use crate::rag_select::RagSelectConfig;
 use crate::sample::Sampling;
+use polydense_llm::LlmConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -52,6 +56,24 @@ pub struct MineConfig {
     /// Filters, applied in order.
     #[serde(default, rename = "filter")]
     pub filters: Vec<FilterConfig>,
+    /// Generators, run after the miners; what they write goes through the filters too.
+    #[serde(default, rename = "generator")]
+    pub generators: Vec<GeneratorConfig>,
+    /// The LLM the `llm_*` and `rag_select` stages ask; the offline SmolLM2 by default.
+    #[serde(default)]
+    pub llm: Option<LlmConfig>,
+    /// Mine only the first N queries (with a positive) of the split: a slice to try a
+    /// pipeline on. A later run with a larger N resumes where this one stopped.
+    #[serde(default)]
+    pub max_queries: Option<usize>,
+    /// Queries per checkpoint: the output so far and a progress file are written after each
+    /// batch of this many, and a rerun continues after the last one.
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: usize,
+}
+
+fn default_checkpoint_every() -> usize {
+    100
 }
 
 fn default_split() -> String {
@@ -193,6 +215,14 @@ impl Default for Bm25MinerConfig {
     }
 }
 
+/// One generator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum GeneratorConfig {
+    /// Query-conditioned hard negatives written by the LLM.
+    LlmGenerate(LlmGenerateConfig),
+}
+
 /// One filter.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -218,6 +248,11 @@ pub enum FilterConfig {
         #[serde(default = "yes")]
         by_text: bool,
     },
+    /// An LLM scores hardness and says whether the candidate answers the query.
+    LlmJudge(LlmJudgeConfig),
+    /// An LLM scores each candidate with its nearest other negatives as context; the best
+    /// fraction per query is kept.
+    RagSelect(RagSelectConfig),
 }
 
 fn default_margin() -> f32 {
@@ -270,15 +305,55 @@ impl MineConfig {
             }
         }
         for f in &self.filters {
-            if let FilterConfig::FalseNegative { margin, .. } = f {
-                if !margin.is_finite() || *margin < 0.0 {
+            match f {
+                FilterConfig::FalseNegative { margin, .. }
+                    if !margin.is_finite() || *margin < 0.0 =>
+                {
                     return Err(bad(format!(
                         "false_negative margin must be ≥ 0, got {margin}"
                     )));
                 }
+                FilterConfig::LlmJudge(j) if !(0.0..=100.0).contains(&j.min_hardness) => {
+                    return Err(bad(format!(
+                        "llm_judge min_hardness must be within 0-100, got {}",
+                        j.min_hardness
+                    )));
+                }
+                FilterConfig::RagSelect(r)
+                    if !(r.keep_fraction > 0.0 && r.keep_fraction <= 1.0) =>
+                {
+                    return Err(bad(format!(
+                        "rag_select keep_fraction must be within (0, 1], got {}",
+                        r.keep_fraction
+                    )));
+                }
+                _ => {}
             }
         }
+        for GeneratorConfig::LlmGenerate(g) in &self.generators {
+            if g.n == 0 || !(0.0..=1.0).contains(&g.max_overlap) {
+                return Err(bad(format!(
+                    "generator `{}`: n must be ≥ 1 and max_overlap within 0-1",
+                    g.name
+                )));
+            }
+            if self.miners.iter().any(|m| m.name() == g.name) {
+                return Err(bad(format!("generator `{}` has a miner's name", g.name)));
+            }
+        }
+        if self.checkpoint_every == 0 {
+            return Err(bad("checkpoint_every must be at least 1".into()));
+        }
         Ok(())
+    }
+
+    /// Whether a stage asks the LLM (so `[llm]` is opened).
+    pub fn uses_llm(&self) -> bool {
+        !self.generators.is_empty()
+            || self
+                .filters
+                .iter()
+                .any(|f| matches!(f, FilterConfig::LlmJudge(_) | FilterConfig::RagSelect(_)))
     }
 
     /// Where the stats go.

@@ -1,7 +1,7 @@
 //! Deduplication: a negative must be neither a positive (by id or by text) nor a repeat of
 //! another negative of the same query.
 
-use crate::stage::{Candidate, DropLog, Filter, QueryContext};
+use crate::stage::{Candidate, DropLog, QueryContext, QueryFilter};
 use std::collections::HashSet;
 
 /// Text as compared for duplicates: lowercased letters and digits separated by single
@@ -33,12 +33,13 @@ fn passage_key(title: &str, text: &str) -> String {
     normalise(&format!("{title} {text}"))
 }
 
-impl Filter for DedupFilter {
+impl QueryFilter for DedupFilter {
     fn name(&self) -> &str {
         "dedup"
     }
 
-    fn apply(
+    /// The candidates of one query that are neither a positive nor a repeat.
+    fn keep(
         &self,
         ctx: &QueryContext<'_>,
         candidates: Vec<Candidate>,
@@ -58,11 +59,11 @@ impl Filter for DedupFilter {
         let mut kept = Vec::with_capacity(candidates.len());
         for c in candidates {
             if self.by_id && pos_ids.contains(c.docid.as_str()) {
-                log.drop(self.name(), "same id as a positive");
+                log.drop("dedup", "same id as a positive");
                 continue;
             }
             if !seen_ids.insert(c.docid.clone()) {
-                log.drop(self.name(), "repeated id");
+                log.drop("dedup", "repeated id");
                 continue;
             }
             if self.by_text {
@@ -72,11 +73,11 @@ impl Filter for DedupFilter {
                     .unwrap_or_default();
                 if !key.is_empty() {
                     if pos_texts.contains(&key) {
-                        log.drop(self.name(), "same text as a positive");
+                        log.drop("dedup", "same text as a positive");
                         continue;
                     }
                     if !seen_texts.insert(key) {
-                        log.drop(self.name(), "repeated text");
+                        log.drop("dedup", "repeated text");
                         continue;
                     }
                 }

@@ -131,6 +131,7 @@ impl Miner for DenseMiner {
                         source: self.source.clone(),
                         rank,
                         passage: None,
+                        stage_scores: Default::default(),
                     })
                     .collect();
                 progress(1);

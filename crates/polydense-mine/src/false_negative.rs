@@ -2,7 +2,7 @@
 //! PercPos" and "TopK-MarginPos"): a candidate that its miner scores almost as high as the
 //! positive is more likely an unlabelled positive than a negative, so it is dropped.
 
-use crate::stage::{Candidate, DropLog, Filter, QueryContext};
+use crate::stage::{Candidate, DropLog, QueryContext, QueryFilter};
 use serde::{Deserialize, Serialize};
 
 /// How the margin sets the highest score a negative may have.
@@ -48,12 +48,13 @@ impl FalseNegativeFilter {
     }
 }
 
-impl Filter for FalseNegativeFilter {
+impl QueryFilter for FalseNegativeFilter {
     fn name(&self) -> &str {
         "false_negative"
     }
 
-    fn apply(
+    /// The candidates of one query scored below the positive's margin.
+    fn keep(
         &self,
         ctx: &QueryContext<'_>,
         candidates: Vec<Candidate>,
@@ -76,7 +77,7 @@ impl Filter for FalseNegativeFilter {
                     // A source that cannot score the positives (a generator) is not judged.
                     None => true,
                     Some(p) if c.score > self.threshold(p) => {
-                        log.drop(self.name(), "score above the positive's margin");
+                        log.drop("false_negative", "score above the positive's margin");
                         false
                     }
                     Some(_) => true,

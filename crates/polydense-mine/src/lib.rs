@@ -1,9 +1,11 @@
 //! polydense-mine: hard-negative pipelines built from stages.
 //!
-//! A [`Miner`] proposes scored candidates, a [`Filter`] keeps or drops them, and a
-//! [`Generator`] writes new ones; a [`Pipeline`] runs them in order (from a TOML
-//! [`MineConfig`]) and writes a Tevatron training file whose negatives carry their `score`
-//! and `source`, plus a stats file ([`MineStats`]).
+//! A [`Miner`] proposes scored candidates, a [`Generator`] writes new ones, and a [`Filter`]
+//! keeps or drops them; a [`Pipeline`] runs them in order (from a TOML [`MineConfig`]) over
+//! batches of queries, checkpointing after each so that a stopped run resumes
+//! ([`run_config`]), and writes a Tevatron training file whose negatives carry their `score`,
+//! `source` and later stages' scores, plus a stats file ([`MineStats`]). The LLM stages
+//! ([`LlmJudge`], [`LlmGenerate`], [`RagSelect`]) ask a `polydense_llm` backend.
 //!
 //! ```
 //! use polydense_mine::{DedupFilter, FalseNegativeFilter, MarginMode, Reference};
@@ -17,27 +19,42 @@
 //! ```
 
 pub mod bm25;
+pub mod checkpoint;
 pub mod config;
 pub mod dedup;
 pub mod dense;
 pub mod error;
 pub mod false_negative;
+pub mod llm_generate;
+pub mod llm_judge;
+pub mod llm_stage;
 pub mod negative_queries;
 pub mod pipeline;
+pub mod progress;
+pub mod rag_select;
 pub mod sample;
 pub mod stage;
 pub mod stats;
+pub mod totals;
 
 pub use bm25::{Bm25Miner, RankWindow};
-pub use config::{Bm25MinerConfig, DenseMinerConfig, FilterConfig, MineConfig, MinerConfig};
+pub use checkpoint::run_config;
+pub use config::{
+    Bm25MinerConfig, DenseMinerConfig, FilterConfig, GeneratorConfig, MineConfig, MinerConfig,
+};
 pub use dedup::DedupFilter;
 pub use dense::DenseMiner;
 pub use error::{MineError, Result};
 pub use false_negative::{FalseNegativeFilter, MarginMode, Reference};
+pub use llm_generate::{LlmGenerate, LlmGenerateConfig};
+pub use llm_judge::{LlmJudge, LlmJudgeConfig, Unjudged};
 pub use negative_queries::{attach_from_qrels, NegativeQueryCounts};
-pub use pipeline::{mine_queries, run_config, MinerStage, Pipeline, Progress, Silent};
+pub use pipeline::{mine_queries, MinerStage, Pipeline};
+pub use progress::{Progress, Silent};
+pub use rag_select::{Embedder, RagSelect, RagSelectConfig};
 pub use sample::Sampling;
 pub use stage::{
-    Candidate, DropLog, Filter, Generator, MineQuery, Mined, Miner, PassageLookup, QueryContext,
+    each_query, Candidate, DropLog, Filter, Generator, MineQuery, Mined, Miner, PassageLookup,
+    QueryCandidates, QueryContext, QueryFilter,
 };
 pub use stats::{Histogram, MineStats, PerQuery};

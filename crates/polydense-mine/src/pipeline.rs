@@ -1,45 +1,32 @@
-//! Runs the stages in order over a BEIR split and writes the training file and its stats.
+//! Runs the stages in order over a batch of queries; [`crate::checkpoint`] cuts a run into
+//! batches and writes the training file and its stats.
 
 use crate::bm25::Bm25Miner;
-use crate::config::{FilterConfig, MineConfig, MinerConfig};
+use crate::config::{FilterConfig, GeneratorConfig, MineConfig, MinerConfig};
 use crate::dedup::DedupFilter;
 use crate::dense::DenseMiner;
 use crate::error::{MineError, Result};
 use crate::false_negative::FalseNegativeFilter;
+use crate::llm_generate::LlmGenerate;
+use crate::llm_judge::LlmJudge;
+use crate::progress::Progress;
+use crate::rag_select::{EncoderEmbedder, RagSelect};
 use crate::sample::{select, Sampling};
-use crate::stage::{Candidate, DropLog, Filter, Generator, MineQuery, Mined, Miner, QueryContext};
-use crate::stats::{Histogram, MineStats, PerQuery};
+use crate::stage::{
+    Candidate, DropLog, Filter, Generator, MineQuery, Mined, Miner, QueryCandidates, QueryContext,
+};
+use crate::stats::MineStats;
+use crate::totals::{QueryOutcome, RunTotals};
 use polydense_data::beir::BeirDataset;
 use polydense_data::{Document, TrainExample, TrainPassage};
 use polydense_lexical::{build_index, AnalysisOptions, Bm25Params, Bm25Searcher, IndexOptions};
-use rayon::prelude::*;
+use polydense_llm::LlmClient;
 use std::collections::{BTreeMap, HashMap};
-
-/// Bins of the score histograms in the stats file.
-const HISTOGRAM_BINS: usize = 20;
+use std::sync::Arc;
 
 /// The name [`FalseNegativeFilter`] reports: the filter whose drops are scored in the stats
 /// (what dedup drops is a copy, not a false negative, so its scores say nothing).
 const FALSE_NEGATIVE: &str = "false_negative";
-
-/// Receives progress from a long run; the CLI draws bars with it.
-pub trait Progress: Sync {
-    /// A stage starts with `total` units of work.
-    fn start(&self, stage: &str, total: u64);
-    /// `n` more units are done.
-    fn inc(&self, n: u64);
-    /// The stage is over.
-    fn finish(&self);
-}
-
-/// A [`Progress`] that shows nothing, for tests and libraries.
-pub struct Silent;
-
-impl Progress for Silent {
-    fn start(&self, _: &str, _: u64) {}
-    fn inc(&self, _: u64) {}
-    fn finish(&self) {}
-}
 
 /// A miner with its quota.
 pub struct MinerStage {
@@ -55,18 +42,20 @@ pub struct MinerStage {
 pub struct Pipeline {
     /// Miners, whose candidates are merged in this order.
     pub miners: Vec<MinerStage>,
-    /// Filters, applied in this order.
+    /// Filters, applied in this order to mined and generated candidates.
     pub filters: Vec<Box<dyn Filter>>,
-    /// Generators, run after the filters; their output is filtered too.
+    /// Generators, run after the miners; their output is filtered too and kept without quota.
     pub generators: Vec<Box<dyn Generator>>,
     /// Seed of the sampling.
     pub seed: u64,
     /// Examples with fewer negatives are left out.
     pub min_negatives: usize,
+    /// The LLM client the stages share, synced to disk at each checkpoint.
+    pub llm: Option<Arc<LlmClient>>,
 }
 
 /// A corpus document as the training file shows it.
-fn passage(d: &Document) -> TrainPassage {
+pub fn passage(d: &Document) -> TrainPassage {
     TrainPassage {
         docid: d.id.clone(),
         title: d.title.clone(),
@@ -102,9 +91,17 @@ pub fn mine_queries(ds: &BeirDataset) -> (Vec<MineQuery>, usize) {
     (out, skipped)
 }
 
+fn stage_error(stage: &str, e: impl std::fmt::Display) -> MineError {
+    MineError::Stage {
+        stage: stage.to_string(),
+        message: e.to_string(),
+    }
+}
+
 impl Pipeline {
     /// Builds the stages a config names; BM25 miners without an index get one built from
-    /// `corpus` in `scratch` (a directory the caller removes afterwards).
+    /// `corpus` in `scratch` (a directory the caller removes afterwards). LLM stages share
+    /// one client, opened from `[llm]` (the offline default when absent).
     pub fn from_config(
         cfg: &MineConfig,
         corpus: &[Document],
@@ -149,71 +146,273 @@ impl Pipeline {
                 sampling,
             });
         }
-        let filters = cfg
-            .filters
+        let llm = if cfg.uses_llm() {
+            let client = cfg
+                .llm
+                .clone()
+                .unwrap_or_default()
+                .client()
+                .map_err(|e| stage_error("llm", e))?;
+            Some(Arc::new(client))
+        } else {
+            None
+        };
+        let client = || llm.clone().expect("opened when an LLM stage is configured");
+        let mut filters: Vec<Box<dyn Filter>> = Vec::new();
+        for f in &cfg.filters {
+            filters.push(match f {
+                FilterConfig::FalseNegative {
+                    margin,
+                    mode,
+                    reference,
+                } => Box::new(FalseNegativeFilter {
+                    margin: *margin,
+                    mode: *mode,
+                    reference: *reference,
+                }),
+                FilterConfig::Dedup { by_id, by_text } => Box::new(DedupFilter {
+                    by_id: *by_id,
+                    by_text: *by_text,
+                }),
+                FilterConfig::LlmJudge(c) => Box::new(LlmJudge {
+                    config: c.clone(),
+                    client: client(),
+                }),
+                FilterConfig::RagSelect(c) => Box::new(RagSelect {
+                    config: c.clone(),
+                    embedder: Box::new(EncoderEmbedder::load(&c.encoder)?),
+                    client: client(),
+                }),
+            });
+        }
+        let generators = cfg
+            .generators
             .iter()
-            .map(|f| -> Box<dyn Filter> {
-                match *f {
-                    FilterConfig::FalseNegative {
-                        margin,
-                        mode,
-                        reference,
-                    } => Box::new(FalseNegativeFilter {
-                        margin,
-                        mode,
-                        reference,
+            .map(|g| -> Box<dyn Generator> {
+                match g {
+                    GeneratorConfig::LlmGenerate(c) => Box::new(LlmGenerate {
+                        config: c.clone(),
+                        client: client(),
                     }),
-                    FilterConfig::Dedup { by_id, by_text } => {
-                        Box::new(DedupFilter { by_id, by_text })
-                    }
                 }
             })
             .collect();
         Ok(Pipeline {
             miners,
             filters,
-            generators: Vec::new(),
+            generators,
             seed: cfg.seed,
             min_negatives: cfg.min_negatives,
+            llm,
         })
     }
 
-    /// Applies the filters in order; the scores of what the false-negative filter drops go
-    /// to `dropped`, per source.
+    /// Negatives asked for per query: the sum of the miners' quotas.
+    pub fn requested(&self) -> usize {
+        self.miners.iter().map(|m| m.n).sum()
+    }
+
+    /// Applies the filters in order to a batch; the scores of what the false-negative
+    /// filter drops go to `dropped`, per query and source.
     fn filter(
         &self,
-        ctx: &QueryContext<'_>,
-        mut c: Vec<Candidate>,
+        batch: &mut [QueryCandidates<'_>],
         log: &mut DropLog,
-        dropped: &mut BTreeMap<String, Vec<f32>>,
-    ) -> Vec<Candidate> {
+        dropped: &mut [BTreeMap<String, Vec<f32>>],
+        progress: &dyn Progress,
+    ) -> Result<()> {
         for f in &self.filters {
             if f.name() != FALSE_NEGATIVE {
-                c = f.apply(ctx, c, log);
+                f.apply(batch, log, progress)?;
                 continue;
             }
-            // The Filter trait returns survivors only, so what was dropped is the difference.
-            let before: Vec<(String, String, f32)> = c
+            // The filter keeps survivors only, so what was dropped is the difference.
+            let before: Vec<Vec<(String, String, f32)>> = batch
                 .iter()
-                .map(|x| (x.source.clone(), x.docid.clone(), x.score))
+                .map(|q| {
+                    q.candidates
+                        .iter()
+                        .map(|x| (x.source.clone(), x.docid.clone(), x.score))
+                        .collect()
+                })
                 .collect();
-            c = f.apply(ctx, c, log);
-            let mut left: HashMap<(&str, &str), usize> = HashMap::new();
-            for x in &c {
-                *left.entry((&x.source, &x.docid)).or_default() += 1;
-            }
-            for (source, docid, score) in &before {
-                match left.get_mut(&(source.as_str(), docid.as_str())) {
-                    Some(n) if *n > 0 => *n -= 1,
-                    _ => dropped.entry(source.clone()).or_default().push(*score),
+            f.apply(batch, log, progress)?;
+            for ((q, before), dropped) in batch.iter().zip(before).zip(dropped.iter_mut()) {
+                let mut left: HashMap<(&str, &str), usize> = HashMap::new();
+                for x in &q.candidates {
+                    *left.entry((&x.source, &x.docid)).or_default() += 1;
+                }
+                for (source, docid, score) in &before {
+                    match left.get_mut(&(source.as_str(), docid.as_str())) {
+                        Some(n) if *n > 0 => *n -= 1,
+                        _ => dropped.entry(source.clone()).or_default().push(*score),
+                    }
                 }
             }
         }
-        c
+        Ok(())
     }
 
-    /// Mines negatives for `queries` over `corpus` and returns the examples, in query order,
-    /// with the run's stats (`queries`/`skipped_no_positive` are left for the caller).
+    /// Mines one batch of queries: miners, generators, filters, quotas. Returns one outcome
+    /// per query, in order, and the batch's drop log.
+    pub fn run_batch(
+        &self,
+        queries: &[MineQuery],
+        passages: &HashMap<&str, TrainPassage>,
+        progress: &dyn Progress,
+    ) -> Result<(Vec<QueryOutcome>, DropLog)> {
+        let mut mined: Vec<Vec<Mined>> = Vec::new();
+        for m in &self.miners {
+            let out = m.miner.mine(queries, &|_| {})?;
+            if out.len() != queries.len() {
+                return Err(stage_error(
+                    m.miner.source(),
+                    format!(
+                        "returned {} results for {} queries",
+                        out.len(),
+                        queries.len()
+                    ),
+                ));
+            }
+            mined.push(out);
+        }
+        let positives: Vec<Vec<TrainPassage>> = queries
+            .iter()
+            .map(|q| {
+                q.positives
+                    .iter()
+                    .filter_map(|p| passages.get(p.as_str()).cloned())
+                    .collect()
+            })
+            .collect();
+        let positive_scores: Vec<BTreeMap<String, Vec<Option<f32>>>> = (0..queries.len())
+            .map(|qi| {
+                self.miners
+                    .iter()
+                    .zip(&mined)
+                    .map(|(m, per)| {
+                        (
+                            m.miner.source().to_string(),
+                            per[qi].positive_scores.clone(),
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut proposed: Vec<BTreeMap<String, u64>> = vec![BTreeMap::new(); queries.len()];
+        let mut batch: Vec<QueryCandidates<'_>> = queries
+            .iter()
+            .enumerate()
+            .map(|(qi, q)| {
+                let mut candidates = Vec::new();
+                for (m, per) in self.miners.iter().zip(&mined) {
+                    let got = &per[qi].candidates;
+                    *proposed[qi]
+                        .entry(m.miner.source().to_string())
+                        .or_default() += got.len() as u64;
+                    candidates.extend(got.iter().cloned());
+                }
+                QueryCandidates {
+                    ctx: QueryContext {
+                        query: q,
+                        positives: &positives[qi],
+                        positive_scores: &positive_scores[qi],
+                        corpus: passages,
+                    },
+                    candidates,
+                }
+            })
+            .collect();
+        drop(mined);
+        let mut log = DropLog::default();
+        for g in &self.generators {
+            let new = g.generate(&batch, &mut log, progress)?;
+            if new.len() != batch.len() {
+                return Err(stage_error(
+                    g.source(),
+                    format!("returned {} results for {} queries", new.len(), batch.len()),
+                ));
+            }
+            for ((q, new), proposed) in batch.iter_mut().zip(new).zip(proposed.iter_mut()) {
+                *proposed.entry(g.source().to_string()).or_default() += new.len() as u64;
+                q.candidates.extend(new);
+            }
+        }
+        let mut dropped_scores = vec![BTreeMap::new(); queries.len()];
+        self.filter(&mut batch, &mut log, &mut dropped_scores, progress)?;
+        let outcomes = batch
+            .into_iter()
+            .zip(proposed)
+            .zip(dropped_scores)
+            .map(|((q, proposed), dropped_scores)| self.quota(q, proposed, dropped_scores))
+            .collect();
+        Ok((outcomes, log))
+    }
+
+    /// Keeps each miner's quota of a query's survivors (in miner order, each in rank order)
+    /// and every surviving generated negative, and writes the example.
+    fn quota(
+        &self,
+        q: QueryCandidates<'_>,
+        proposed: BTreeMap<String, u64>,
+        dropped_scores: BTreeMap<String, Vec<f32>>,
+    ) -> QueryOutcome {
+        let ctx = &q.ctx;
+        let mut not_sampled: BTreeMap<String, u64> = BTreeMap::new();
+        let mut kept: Vec<Candidate> = Vec::new();
+        for m in &self.miners {
+            let src = m.miner.source();
+            let mine: Vec<Candidate> = q
+                .candidates
+                .iter()
+                .filter(|c| c.source == src)
+                .cloned()
+                .collect();
+            let total = mine.len();
+            let chosen = select(mine, m.n, m.sampling, self.seed, &ctx.query.query.id, src);
+            *not_sampled.entry(src.to_string()).or_default() += (total - chosen.len()) as u64;
+            kept.extend(chosen);
+        }
+        for g in &self.generators {
+            kept.extend(
+                q.candidates
+                    .iter()
+                    .filter(|c| c.source == g.source())
+                    .cloned(),
+            );
+        }
+        let negative_passages = kept
+            .iter()
+            .filter_map(|c| {
+                let mut p = ctx.passage(c)?.clone();
+                p.score = Some(c.score as f64);
+                p.source = Some(c.source.clone());
+                p.stage_scores = c
+                    .stage_scores
+                    .iter()
+                    .map(|(k, v)| (k.clone(), *v as f64))
+                    .collect();
+                Some(p)
+            })
+            .collect();
+        QueryOutcome {
+            example: TrainExample {
+                query_id: ctx.query.query.id.clone(),
+                query: ctx.query.query.text.clone(),
+                lang: ctx.query.query.lang.clone(),
+                positive_passages: ctx.positives.to_vec(),
+                negative_passages,
+            },
+            proposed,
+            not_sampled,
+            positive_scores: ctx.positive_scores.clone().into_iter().collect(),
+            dropped_scores,
+        }
+    }
+
+    /// Mines negatives for `queries` over `corpus` in one batch, without checkpoints, and
+    /// returns the examples in query order with the run's stats (`queries` and
+    /// `skipped_no_positive` are left for the caller).
     pub fn run(
         &self,
         queries: &[MineQuery],
@@ -222,235 +421,25 @@ impl Pipeline {
     ) -> Result<(Vec<TrainExample>, MineStats)> {
         let passages: HashMap<&str, TrainPassage> =
             corpus.iter().map(|d| (d.id.as_str(), passage(d))).collect();
-        let mut mined: Vec<Vec<Mined>> = Vec::new();
-        for m in &self.miners {
-            progress.start(
-                &format!("mining ({})", m.miner.source()),
-                queries.len() as u64,
-            );
-            let out = m.miner.mine(queries, &|n| progress.inc(n))?;
-            progress.finish();
-            if out.len() != queries.len() {
-                return Err(MineError::Stage {
-                    stage: m.miner.source().into(),
-                    message: format!(
-                        "returned {} results for {} queries",
-                        out.len(),
-                        queries.len()
-                    ),
-                });
-            }
-            mined.push(out);
-        }
-        let quotas: HashMap<&str, (usize, Sampling)> = self
-            .miners
-            .iter()
-            .map(|m| (m.miner.source(), (m.n, m.sampling)))
-            .collect();
-        progress.start("filtering", queries.len() as u64);
-        let per_query: Vec<Result<QueryOutcome>> = queries
-            .par_iter()
-            .enumerate()
-            .map(|(qi, q)| {
-                let r = self.one_query(q, qi, &mined, &quotas, &passages);
-                progress.inc(1);
-                r
-            })
-            .collect();
+        progress.start("mining", queries.len() as u64);
+        let (outcomes, log) = self.run_batch(queries, &passages, progress)?;
+        progress.inc(queries.len() as u64);
         progress.finish();
-        let mut stats = MineStats {
-            requested_per_query: self.miners.iter().map(|m| m.n).sum(),
-            ..MineStats::default()
-        };
-        let mut log = DropLog::default();
-        let mut examples = Vec::new();
-        let mut counts = Vec::new();
-        let mut neg_scores: BTreeMap<String, Vec<f32>> = BTreeMap::new();
-        let mut pos_scores: BTreeMap<String, Vec<f32>> = BTreeMap::new();
-        let mut dropped_scores: BTreeMap<String, Vec<f32>> = BTreeMap::new();
-        for o in per_query {
-            let o = o?;
-            log.merge(o.log);
-            for (s, n) in o.proposed {
-                *stats.proposed.entry(s).or_default() += n;
-            }
-            for (s, n) in o.not_sampled {
-                *stats.not_sampled.entry(s).or_default() += n;
-            }
-            for (s, v) in o.dropped_scores {
-                dropped_scores.entry(s).or_default().extend(v);
-            }
-            for (s, v) in o.positive_scores {
-                pos_scores
-                    .entry(s)
-                    .or_default()
-                    .extend(v.into_iter().flatten());
-            }
-            let ex = o.example;
-            if ex.negative_passages.len() < self.min_negatives {
-                stats.skipped_too_few_negatives += 1;
-                continue;
-            }
-            if ex.negative_passages.len() < stats.requested_per_query {
-                stats.short_examples += 1;
-            }
-            for n in &ex.negative_passages {
-                let src = n.source.clone().unwrap_or_default();
-                *stats.kept.entry(src.clone()).or_default() += 1;
-                neg_scores
-                    .entry(src)
-                    .or_default()
-                    .push(n.score.unwrap_or(0.0) as f32);
-            }
-            counts.push(ex.negative_passages.len());
-            examples.push(ex);
-        }
-        stats.examples = examples.len();
-        stats.negatives_per_query = PerQuery::of(&counts);
-        stats.dropped = log.counts;
-        stats.negative_scores = neg_scores
+        let mut totals = RunTotals::default();
+        totals.add_log(log);
+        let examples = outcomes
             .into_iter()
-            .filter_map(|(s, v)| Histogram::of(&v, HISTOGRAM_BINS).map(|h| (s, h)))
+            .filter_map(|o| totals.add(o, self.min_negatives, self.requested()))
             .collect();
-        stats.positive_scores = pos_scores
-            .into_iter()
-            .filter_map(|(s, v)| Histogram::of(&v, HISTOGRAM_BINS).map(|h| (s, h)))
-            .collect();
-        stats.dropped_scores = dropped_scores
-            .into_iter()
-            .filter_map(|(s, v)| Histogram::of(&v, HISTOGRAM_BINS).map(|h| (s, h)))
-            .collect();
-        Ok((examples, stats))
+        Ok((examples, totals.stats(self.requested())))
     }
-
-    fn one_query(
-        &self,
-        q: &MineQuery,
-        qi: usize,
-        mined: &[Vec<Mined>],
-        quotas: &HashMap<&str, (usize, Sampling)>,
-        passages: &HashMap<&str, TrainPassage>,
-    ) -> Result<QueryOutcome> {
-        let positives: Vec<TrainPassage> = q
-            .positives
-            .iter()
-            .filter_map(|p| passages.get(p.as_str()).cloned())
-            .collect();
-        let mut positive_scores = BTreeMap::new();
-        let mut proposed: BTreeMap<String, u64> = BTreeMap::new();
-        let mut cands = Vec::new();
-        for (m, per_query) in self.miners.iter().zip(mined) {
-            let got = &per_query[qi];
-            positive_scores.insert(m.miner.source().to_string(), got.positive_scores.clone());
-            *proposed.entry(m.miner.source().to_string()).or_default() +=
-                got.candidates.len() as u64;
-            cands.extend(got.candidates.iter().cloned());
-        }
-        let ctx = QueryContext {
-            query: q,
-            positives: &positives,
-            positive_scores: &positive_scores,
-            corpus: passages,
-        };
-        let mut log = DropLog::default();
-        let mut dropped_scores = BTreeMap::new();
-        let survivors = self.filter(&ctx, cands, &mut log, &mut dropped_scores);
-        // Quota per source, in miner order, each source's survivors kept in rank order.
-        let mut not_sampled: BTreeMap<String, u64> = BTreeMap::new();
-        let mut kept = Vec::new();
-        for m in &self.miners {
-            let src = m.miner.source();
-            let mine: Vec<Candidate> = survivors
-                .iter()
-                .filter(|c| c.source == src)
-                .cloned()
-                .collect();
-            let (n, how) = quotas[src];
-            let total = mine.len();
-            let chosen = select(mine, n, how, self.seed, &q.query.id, src);
-            *not_sampled.entry(src.to_string()).or_default() += (total - chosen.len()) as u64;
-            kept.extend(chosen);
-        }
-        for g in &self.generators {
-            let new = g.generate(&ctx, &kept)?;
-            *proposed.entry(g.source().to_string()).or_default() += new.len() as u64;
-            // Generated negatives pass the same filters, judged together with the kept ones
-            // so dedup also catches a generated copy of a mined negative.
-            let mut all = kept.clone();
-            all.extend(new);
-            kept = self.filter(&ctx, all, &mut log, &mut dropped_scores);
-        }
-        let negative_passages = kept
-            .iter()
-            .filter_map(|c| {
-                let mut p = ctx.passage(c)?.clone();
-                p.score = Some(c.score as f64);
-                p.source = Some(c.source.clone());
-                Some(p)
-            })
-            .collect();
-        Ok(QueryOutcome {
-            example: TrainExample {
-                query_id: q.query.id.clone(),
-                query: q.query.text.clone(),
-                lang: q.query.lang.clone(),
-                positive_passages: positives,
-                negative_passages,
-            },
-            log,
-            proposed,
-            not_sampled,
-            positive_scores: positive_scores.into_iter().collect(),
-            dropped_scores,
-        })
-    }
-}
-
-struct QueryOutcome {
-    example: TrainExample,
-    log: DropLog,
-    proposed: BTreeMap<String, u64>,
-    not_sampled: BTreeMap<String, u64>,
-    positive_scores: Vec<(String, Vec<Option<f32>>)>,
-    dropped_scores: BTreeMap<String, Vec<f32>>,
-}
-
-/// Loads the config's dataset, runs its stages and writes the training file and the stats
-/// (both atomically); returns the stats.
-pub fn run_config(cfg: &MineConfig, progress: &dyn Progress) -> Result<MineStats> {
-    let ds = BeirDataset::load(&cfg.dataset, &cfg.split)?;
-    let (queries, skipped) = mine_queries(&ds);
-    // Removed on drop, also when a stage fails.
-    let scratch = tempfile::Builder::new()
-        .prefix("polydense-mine-")
-        .tempdir()
-        .map_err(|e| polydense_data::DataError::io(std::env::temp_dir(), e))?;
-    let pipeline = Pipeline::from_config(cfg, &ds.corpus, scratch.path())?;
-    let (mut examples, mut stats) = pipeline.run(&queries, &ds.corpus, progress)?;
-    drop(pipeline);
-    let langs: HashMap<&str, &str> = ds
-        .corpus
-        .iter()
-        .filter_map(|d| Some((d.id.as_str(), d.lang.as_deref()?)))
-        .collect();
-    stats.negative_queries =
-        crate::negative_queries::attach_from_qrels(&mut examples, &queries, &langs);
-    stats.queries = ds.queries.len();
-    stats.skipped_no_positive = skipped;
-    polydense_data::tevatron::write_train(&cfg.output, &examples)?;
-    let stats_path = cfg.stats_path();
-    let json = serde_json::to_string_pretty(&stats).expect("stats serialise");
-    polydense_data::atomic::write_atomic(&stats_path, |w| {
-        use std::io::Write;
-        w.write_all(json.as_bytes())
-    })?;
-    Ok(stats)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::false_negative::{MarginMode, Reference};
+    use crate::progress::Silent;
     use polydense_data::Query;
 
     /// Proposes d1..d4 scored 9, 7, 5, 3 for every query, and scores its positive `d0` 8.
@@ -471,6 +460,7 @@ mod tests {
                     source: "fixed".into(),
                     rank,
                     passage: None,
+                    stage_scores: Default::default(),
                 })
                 .collect();
             Ok(queries
@@ -519,6 +509,7 @@ mod tests {
             generators: Vec::new(),
             seed: 0,
             min_negatives: 1,
+            llm: None,
         };
         let (_, stats) = pipeline.run(&queries, &corpus, &Silent).unwrap();
         let dropped = &stats.dropped_scores["fixed"];

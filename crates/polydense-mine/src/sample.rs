@@ -73,6 +73,7 @@ mod tests {
                 source: "bm25".into(),
                 rank: i,
                 passage: None,
+                stage_scores: Default::default(),
             })
             .collect()
     }

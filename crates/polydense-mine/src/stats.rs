@@ -120,6 +120,14 @@ pub struct MineStats {
     /// Negatives written with their own query (for CLPL), by where the query came from.
     #[serde(default)]
     pub negative_queries: crate::negative_queries::NegativeQueryCounts,
+    /// Scores later stages gave the written negatives, per `stage.field`
+    /// (`llm_judge.hardness`, `rag_select.score`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stage_scores: BTreeMap<String, Histogram>,
+    /// What stages counted besides drops, per stage: an LLM stage's items, requests, cache
+    /// hits, retries, parse failures, skipped items, tokens and wall time (ms).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counters: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 #[cfg(test)]

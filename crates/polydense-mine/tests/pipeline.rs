@@ -5,8 +5,9 @@
 use polydense_data::beir::BeirDataset;
 use polydense_data::TrainExample;
 use polydense_mine::{
-    mine_queries, run_config, Bm25MinerConfig, Candidate, FilterConfig, Generator, MarginMode,
-    MineConfig, MineStats, MinerConfig, Pipeline, QueryContext, Reference, Sampling, Silent,
+    mine_queries, run_config, Bm25MinerConfig, Candidate, DropLog, FilterConfig, Generator,
+    MarginMode, MineConfig, MineStats, MinerConfig, Pipeline, Progress, QueryCandidates, Reference,
+    Sampling, Silent,
 };
 use std::path::PathBuf;
 
@@ -32,6 +33,10 @@ fn config(out: &std::path::Path, filters: Vec<FilterConfig>) -> MineConfig {
             ..Bm25MinerConfig::default()
         })],
         filters,
+        generators: vec![],
+        llm: None,
+        max_queries: None,
+        checkpoint_every: 100,
     }
 }
 
@@ -163,27 +168,32 @@ impl Generator for Rewriter {
 
     fn generate(
         &self,
-        ctx: &QueryContext<'_>,
-        _kept: &[Candidate],
-    ) -> polydense_mine::Result<Vec<Candidate>> {
-        let pos = &ctx.positives[0];
-        let mut copy = pos.clone();
-        copy.docid = format!("{}-copy", pos.docid);
-        let mut changed = pos.clone();
-        changed.docid = format!("{}-gen", pos.docid);
-        changed.text = format!("{} Not.", pos.text);
-        Ok([copy, changed]
-            .into_iter()
-            .enumerate()
-            .map(|(rank, p)| Candidate {
-                docid: p.docid.clone(),
-                score: 0.0,
-                source: "rewrite".into(),
-                rank,
-                passage: Some(p),
-            })
-            .collect())
+        batch: &[QueryCandidates<'_>],
+        _: &mut DropLog,
+        _: &dyn Progress,
+    ) -> polydense_mine::Result<Vec<Vec<Candidate>>> {
+        Ok(batch.iter().map(|q| rewrite(&q.ctx.positives[0])).collect())
     }
+}
+
+fn rewrite(pos: &polydense_data::TrainPassage) -> Vec<Candidate> {
+    let mut copy = pos.clone();
+    copy.docid = format!("{}-copy", pos.docid);
+    let mut changed = pos.clone();
+    changed.docid = format!("{}-gen", pos.docid);
+    changed.text = format!("{} Not.", pos.text);
+    [copy, changed]
+        .into_iter()
+        .enumerate()
+        .map(|(rank, p)| Candidate {
+            docid: p.docid.clone(),
+            score: 0.0,
+            source: "rewrite".into(),
+            rank,
+            passage: Some(p),
+            stage_scores: Default::default(),
+        })
+        .collect()
 }
 
 #[test]

@@ -27,7 +27,7 @@ pub struct TrainBatch {
     pub queries: Vec<String>,
     /// Each query's language, when the training file has one.
     pub langs: Vec<Option<String>>,
-    /// Passage texts, `group` per query (`title text`, as BEIR's dense models join them).
+    /// Passage texts, `group` per query ([`TrainPassage::full_text`]: `title text`).
     pub passages: Vec<String>,
     /// The docid of each passage row.
     pub passage_ids: Vec<String>,
@@ -85,7 +85,7 @@ impl Collator {
                     text: q.to_string(),
                 });
             }
-            out.passages.push(passage_text(p));
+            out.passages.push(p.full_text());
             out.passage_ids.push(p.docid.clone());
         };
         for &i in batch {
@@ -123,14 +123,6 @@ impl Collator {
             }
         }
         out
-    }
-}
-
-/// The text a passage is encoded from: `title text`, as BEIR's dense models join them.
-pub fn passage_text(p: &TrainPassage) -> String {
-    match p.title.is_empty() {
-        true => p.text.clone(),
-        false => format!("{} {}", p.title, p.text),
     }
 }
 

@@ -67,7 +67,7 @@ pub mod sampler;
 pub mod tokenize;
 pub mod trainer;
 
-pub use batch::{passage_text, Collator, NegativeQuery, TrainBatch};
+pub use batch::{Collator, NegativeQuery, TrainBatch};
 pub use checkpoint::TrainState;
 pub use cluster::{ClusterTarget, ClusteredConfig, ClusteredSampler, IctConfig, RefreshPolicy};
 pub use config::{Towers, TrainConfig};

@@ -11,9 +11,10 @@ fn training_configs(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
         if path.is_dir() {
             training_configs(&path, out);
         } else if path.extension().is_some_and(|e| e == "toml") {
-            // Mining configs name a dataset; training configs a model.
+            // Mining configs name a dataset; training configs a model (at the top level).
             let text = std::fs::read_to_string(&path).unwrap();
-            if text.lines().any(|l| l.starts_with("model =")) {
+            let table: toml::Table = text.parse().unwrap();
+            if table.contains_key("model") && !table.contains_key("dataset") {
                 out.push(path);
             }
         }

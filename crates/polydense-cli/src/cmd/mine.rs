@@ -28,9 +28,18 @@ pub struct Args {
     /// Override `seed`.
     #[arg(long)]
     seed: Option<u64>,
+    /// Override `max_queries`: mine only the first N queries (a slice to try a pipeline on).
+    #[arg(long)]
+    max_queries: Option<usize>,
+    /// Override `checkpoint_every` (queries per checkpoint).
+    #[arg(long)]
+    checkpoint_every: Option<usize>,
+    /// Discard a stopped run's checkpoint and start over.
+    #[arg(long)]
+    restart: bool,
 }
 
-/// Draws one bar per pipeline stage.
+/// Draws one bar per pipeline stage; an LLM stage's rates replace its message.
 struct Bars(Mutex<Option<ProgressBar>>);
 
 impl Progress for Bars {
@@ -38,6 +47,11 @@ impl Progress for Bars {
         let pb = progress(Some(total), "queries");
         pb.set_message(stage.to_string());
         *self.0.lock().expect("bar lock") = Some(pb);
+    }
+    fn status(&self, line: &str) {
+        if let Some(pb) = self.0.lock().expect("bar lock").as_ref() {
+            pb.set_message(line.to_string());
+        }
     }
     fn inc(&self, n: u64) {
         if let Some(pb) = self.0.lock().expect("bar lock").as_ref() {
@@ -59,6 +73,12 @@ pub fn run(c: Args) -> anyhow::Result<()> {
     cfg.output = c.output.unwrap_or(cfg.output);
     cfg.stats = c.stats.or(cfg.stats);
     cfg.seed = c.seed.unwrap_or(cfg.seed);
+    cfg.max_queries = c.max_queries.or(cfg.max_queries);
+    cfg.checkpoint_every = c.checkpoint_every.unwrap_or(cfg.checkpoint_every);
+    cfg.validate(&c.config)?;
+    if c.restart {
+        polydense_mine::checkpoint::clear(&cfg)?;
+    }
     let start = std::time::Instant::now();
     let stats = run_config(&cfg, &Bars(Mutex::new(None)))
         .with_context(|| format!("mining with {}", c.config.display()))?;
@@ -81,5 +101,20 @@ pub fn run(c: Args) -> anyhow::Result<()> {
         cfg.output.display(),
         cfg.stats_path().display()
     );
+    // The LLM stages' summary: what they asked, what the cache saved, what failed.
+    for (stage, n) in &stats.counters {
+        let get = |k: &str| n.get(k).copied().unwrap_or(0);
+        tracing::info!(
+            "{stage}: {} items, {} requests ({} retried), {} from the cache, {} unreadable, {} skipped, {} tokens, {:.1} s",
+            get("items"),
+            get("requests"),
+            get("retries"),
+            get("cache_hits"),
+            get("parse_failures"),
+            get("skipped"),
+            get("prompt_tokens") + get("completion_tokens"),
+            get("wall_ms") as f64 / 1e3
+        );
+    }
     Ok(())
 }

@@ -5,6 +5,7 @@ pub mod data;
 pub mod demo;
 pub mod encode;
 pub mod eval;
+pub mod llm;
 pub mod mine;
 pub mod model;
 pub mod report;

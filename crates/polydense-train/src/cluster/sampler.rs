@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use polydense_data::TrainExample;
+use polydense_data::{TrainExample, TrainPassage};
 use polydense_index::kmeans::{kmeans_on, KMeansConfig};
 use polydense_model::TextKind;
 use rand::seq::SliceRandom;
@@ -14,7 +14,6 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::batch::passage_text;
 use crate::cluster::batches::cluster_batches;
 use crate::cluster::language::mean_language_entropy;
 use crate::cluster::policy::{PolicyInput, RefreshPolicy, RefreshReason};
@@ -344,7 +343,11 @@ fn embed_rows(
         .map(|&i| {
             let ex = &examples[i];
             let own: Vec<String> = match target {
-                ClusterTarget::Passages => ex.positive_passages.iter().map(passage_text).collect(),
+                ClusterTarget::Passages => ex
+                    .positive_passages
+                    .iter()
+                    .map(TrainPassage::full_text)
+                    .collect(),
                 ClusterTarget::Queries => vec![ex.query.clone()],
             };
             own.into_iter()
