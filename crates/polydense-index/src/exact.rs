@@ -119,6 +119,11 @@ impl ExactSearch {
         }
     }
 
+    /// Hits returned per query.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
     /// Sets the corpus rows scored per sgemm (tests use tiny chunks to cross boundaries).
     pub fn with_chunk_rows(mut self, rows: usize) -> Self {
         self.chunk_rows = rows.max(1);

@@ -5,7 +5,9 @@
 //! finds the k rows with the largest inner product for each query, chunk by chunk, with
 //! deterministic tie-breaking (score descending, then doc id ascending). [`kmeans`] clusters
 //! embeddings for the clustered batch samplers (ICT), on the CPU or a candle device, and
-//! [`pca`] projects them onto a plane for plots.
+//! [`pca`] projects them onto a plane for plots or onto every principal axis (the PCA
+//! compression baseline). [`quantized`] stores a compressed index as f16 or int8 and
+//! searches it exactly.
 //!
 //! ```
 //! use polydense_index::{EmbeddingStore, ExactSearch, RowId, StoreWriter};
@@ -25,10 +27,12 @@ pub mod error;
 pub mod exact;
 pub mod kmeans;
 pub mod pca;
+pub mod quantized;
 pub mod store;
 
 pub use error::{IndexError, Result};
 pub use exact::{ExactSearch, Hit};
 pub use kmeans::{kmeans, kmeans_on, KMeans, KMeansConfig};
-pub use pca::{pca_2d, Pca2d};
+pub use pca::{pca_2d, Pca, Pca2d};
+pub use quantized::{QuantizedMatrix, VectorDtype};
 pub use store::{write_store, EmbeddingStore, RowId, StoreMetadata, StoreWriter};

@@ -38,6 +38,6 @@ pub use io::hf::resolve;
 pub use linear::Linear;
 pub use model::Encoder;
 pub use ops::Kernels;
-pub use pooling::{Pooling, PoolingMode};
+pub use pooling::{l2_normalize, Pooling, PoolingMode};
 pub use text_encoder::{is_two_tower, tower_dir, TextEncoder};
 pub use tokenize::{Prompts, TextKind, TextTokenizer, TokenBatch};

@@ -52,6 +52,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod cluster;
+pub mod compress;
 pub mod config;
 pub mod dev_eval;
 pub mod dual_encoder;

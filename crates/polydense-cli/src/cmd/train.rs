@@ -106,12 +106,18 @@ overrides! {
     #[arg(value_delimiter = ',')]
     only_train: Vec<String>;
     tables:
-    /// Loss: infonce or clpl.
+    /// Loss: infonce, clpl or matryoshka.
     loss_kind: String = "loss.kind" | "loss",
     /// Loss temperature (InfoNCE, CLPL).
     loss_temperature: f64 = "loss.temperature" | "temperature",
     /// CLPL: the penalty's share λ.
     loss_lambda: f64 = "loss.lambda",
+    /// Matryoshka: prefix lengths trained, comma-separated (384,192,96,48,24).
+    #[arg(value_delimiter = ',')]
+    loss_dims: Vec<usize> = "loss.dims",
+    /// Matryoshka: weight of each prefix's loss, comma-separated (default all 1).
+    #[arg(value_delimiter = ',')]
+    loss_weights: Vec<f64> = "loss.weights",
     /// Batch sampler: random, sequential (file order), ict-p (clusters of positive passages)
     /// or ict-q (of queries).
     sampler_kind: String = "sampler.kind" | "sampler",

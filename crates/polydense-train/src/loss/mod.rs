@@ -13,9 +13,11 @@
 
 mod clpl;
 mod infonce;
+mod matryoshka;
 
 pub use clpl::{ClplConfig, ClplLoss};
 pub use infonce::{InfoNce, InfoNceConfig};
+pub use matryoshka::{prefix, MatryoshkaConfig, MatryoshkaLoss};
 
 use candle_core::{DType, Tensor};
 use rand::SeedableRng;
@@ -128,6 +130,8 @@ pub enum LossConfig {
     Infonce(InfoNceConfig),
     /// InfoNCE plus CLPL's penalty pulling each negative towards its own query.
     Clpl(ClplConfig),
+    /// InfoNCE at several prefix lengths (Matryoshka representation learning).
+    Matryoshka(MatryoshkaConfig),
 }
 
 impl Default for LossConfig {
@@ -138,7 +142,7 @@ impl Default for LossConfig {
 
 impl LossConfig {
     /// The `kind` values this build knows, for error messages and the flag check.
-    pub const KINDS: &'static [&'static str] = &["infonce", "clpl"];
+    pub const KINDS: &'static [&'static str] = &["infonce", "clpl", "matryoshka"];
 
     /// The objective this table describes.
     pub fn build(&self) -> Box<dyn Loss> {
@@ -150,6 +154,10 @@ impl LossConfig {
                 lambda: c.lambda,
                 temperature: c.temperature,
             }),
+            LossConfig::Matryoshka(c) => Box::new(MatryoshkaLoss {
+                dims: c.weighted(),
+                temperature: c.temperature,
+            }),
         }
     }
 
@@ -158,6 +166,7 @@ impl LossConfig {
         match self {
             LossConfig::Infonce(c) => c.validate(),
             LossConfig::Clpl(c) => c.validate(),
+            LossConfig::Matryoshka(c) => c.validate(),
         }
     }
 }
