@@ -44,6 +44,9 @@ pub(crate) enum Command {
     Retrieve(cmd::retrieve::Args),
     /// Fine-tune a dual encoder with contrastive losses and hard negatives.
     Train(cmd::train::Args),
+    /// Train compression heads (PCA, Matryoshka adaptor, SMEC) on a frozen encoder.
+    #[command(subcommand)]
+    Compress(cmd::compress::Command),
     /// Write a run directory's self-contained HTML report with its plots.
     Report(cmd::report::Args),
     /// Run the whole pipeline on XQuAD-R and e5-small: baselines, mining, fine-tune, report.
@@ -81,6 +84,7 @@ pub(crate) fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Search(a) => cmd::search::run(a),
         Command::Retrieve(a) => cmd::retrieve::run(a),
         Command::Train(a) => cmd::train::run(a),
+        Command::Compress(c) => cmd::compress::run(c),
         Command::Report(a) => cmd::report::run(a),
         Command::Demo(a) => cmd::demo::run(a),
     }

@@ -391,15 +391,25 @@ mod full_tests {
         assert!((p.mean[0] - 5.0).abs() < 0.1);
         assert!(p.variances[0] > p.variances[1] && p.variances[1] > p.variances[2]);
         let axis = &p.components[0..3];
-        assert!((axis[0] - 0.7071).abs() < 0.01 && (axis[1] - 0.7071).abs() < 0.01, "{axis:?}");
-        assert!((p.components[8].abs() - 1.0).abs() < 1e-3, "{:?}", &p.components[6..9]);
+        assert!(
+            (axis[0] - 0.7071).abs() < 0.01 && (axis[1] - 0.7071).abs() < 0.01,
+            "{axis:?}"
+        );
+        assert!(
+            (p.components[8].abs() - 1.0).abs() < 1e-3,
+            "{:?}",
+            &p.components[6..9]
+        );
         // The axes are orthonormal.
         for i in 0..3 {
             for j in 0..3 {
                 let d: f64 = (0..3)
                     .map(|k| p.components[i * 3 + k] * p.components[j * 3 + k])
                     .sum();
-                assert!((d - f64::from(u8::from(i == j))).abs() < 1e-9, "{i}{j}: {d}");
+                assert!(
+                    (d - f64::from(u8::from(i == j))).abs() < 1e-9,
+                    "{i}{j}: {d}"
+                );
             }
         }
         // The top axis agrees with the 2-D fit.

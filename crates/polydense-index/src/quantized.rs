@@ -84,7 +84,9 @@ impl QuantizedMatrix {
                         *s = s.max(x.abs());
                     }
                 }
-                scales.iter_mut().for_each(|s| *s = if *s > 0.0 { *s / 127.0 } else { 1.0 });
+                scales
+                    .iter_mut()
+                    .for_each(|s| *s = if *s > 0.0 { *s / 127.0 } else { 1.0 });
                 let values = data
                     .chunks(dim)
                     .flat_map(|row| {
@@ -173,7 +175,13 @@ impl QuantizedMatrix {
                 acc.extend(hits.into_iter().map(|h| {
                     let row = start + h.row;
                     let tie = ties.map_or(row as u32, |t| t[row]);
-                    (Hit { row, score: h.score }, tie)
+                    (
+                        Hit {
+                            row,
+                            score: h.score,
+                        },
+                        tie,
+                    )
                 }));
                 acc.sort_by(|a, b| b.0.score.total_cmp(&a.0.score).then(a.1.cmp(&b.1)));
                 acc.truncate(k);
@@ -279,7 +287,9 @@ mod tests {
         let want = search.search(&queries, &deq, dim, None).unwrap();
         assert_eq!(got, want);
         // Quantisation error is bounded by half a step of each dimension's scale.
-        let Values::Int8 { scales, .. } = &q8.values else { panic!() };
+        let Values::Int8 { scales, .. } = &q8.values else {
+            panic!()
+        };
         for (i, (a, b)) in corpus.iter().zip(&deq).enumerate() {
             assert!((a - b).abs() <= scales[i % dim] / 2.0 + 1e-6);
         }
@@ -300,7 +310,10 @@ mod tests {
         }
         let f32m = QuantizedMatrix::quantize(&corpus, dim, VectorDtype::F32).unwrap();
         let q = &corpus[..dim];
-        assert_eq!(f32m.search(&ExactSearch::new(1), q, None).unwrap()[0][0].row, 0);
+        assert_eq!(
+            f32m.search(&ExactSearch::new(1), q, None).unwrap()[0][0].row,
+            0
+        );
         // Two identical rows: the smaller tie key wins.
         let twin: Vec<f32> = [q, q].concat();
         let m = QuantizedMatrix::quantize(&twin, dim, VectorDtype::F16).unwrap();

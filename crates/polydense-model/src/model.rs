@@ -225,6 +225,19 @@ impl Encoder {
         Ok(())
     }
 
+    /// Takes the head off the pooled vector (its weights leave the trainable set), returning
+    /// it; the model then embeds with its backbone alone.
+    pub fn remove_head(&mut self) -> Option<Projection> {
+        let head = self.head.take()?;
+        self.meta.head = None;
+        self.varmap
+            .data()
+            .lock()
+            .expect("varmap lock poisoned")
+            .retain(|name, _| !name.starts_with(HEAD_PREFIX));
+        Some(head)
+    }
+
     /// The trainable weights, by HF name, for an optimiser (`AdamW::new(varmap.all_vars(), ..)`).
     pub fn varmap(&self) -> &VarMap {
         &self.varmap

@@ -63,6 +63,8 @@ pub struct TextEncoder {
     query: Tower,
     passage: Option<Tower>,
     batch_size: usize,
+    /// Output dims kept (a Matryoshka prefix); `None` keeps them all.
+    dim: Option<usize>,
 }
 
 impl TextEncoder {
@@ -89,6 +91,7 @@ impl TextEncoder {
             query,
             passage: Some(passage),
             batch_size: DEFAULT_BATCH,
+            dim: None,
         })
     }
 
@@ -98,6 +101,7 @@ impl TextEncoder {
             query: Tower::new(encoder)?,
             passage: None,
             batch_size: DEFAULT_BATCH,
+            dim: None,
         })
     }
 
@@ -130,9 +134,37 @@ impl TextEncoder {
         self
     }
 
-    /// The width of the vectors.
+    /// Keeps the first `d` dims of every vector, re-normalised when the model normalises:
+    /// the vectors of a Matryoshka-trained model or a compression head at `d` dims.
+    pub fn with_dim(mut self, d: usize) -> Result<Self> {
+        let full = self.query.encoder.dim();
+        if d == 0 || d > full {
+            return Err(ModelError::Usage(format!(
+                "--dim {d}: the model's vectors have {full} dims (choose 1..={full})"
+            )));
+        }
+        self.dim = (d < full).then_some(d);
+        Ok(self)
+    }
+
+    /// Takes off a linear head (no bias, identity activation, as compression heads are) from
+    /// a shared-tower model and returns it, so its backbone's vectors
+    /// can be cached and the head applied to them afterwards: `normalize(W x)` is the same
+    /// whether `x` was normalised first or not. `None` (and the model unchanged) otherwise.
+    pub fn take_linear_head(&mut self) -> Option<crate::heads::Projection> {
+        let linear = self.passage.is_none()
+            && self.query.encoder.head().is_some_and(|h| {
+                h.bias.is_none() && h.activation == crate::heads::ProjectionActivation::Identity
+            });
+        match linear {
+            true => self.query.encoder.remove_head().map(|h| h.detached()),
+            false => None,
+        }
+    }
+
+    /// The width of the vectors (after [`TextEncoder::with_dim`]).
     pub fn dim(&self) -> usize {
-        self.query.encoder.dim()
+        self.dim.unwrap_or_else(|| self.query.encoder.dim())
     }
 
     /// Pooling and normalisation in use (the query tower's, for two towers).
@@ -174,11 +206,11 @@ impl TextEncoder {
         on_batch: &mut dyn FnMut(usize),
     ) -> Result<Tensor> {
         let Tower { encoder, tokenizer } = self.tower(kind);
-        let dim = self.dim();
+        let full = encoder.dim();
         let device = encoder.transformer().device().clone();
         let ids = tokenizer.tokenize(texts, kind)?;
         let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
-        let mut out = vec![0f32; texts.len() * dim];
+        let mut out = vec![0f32; texts.len() * full];
         let mut done = 0;
         for group in length_sorted_batches(&lengths, self.batch_size) {
             let rows: Vec<Vec<u32>> = group.iter().map(|&i| ids[i].clone()).collect();
@@ -189,11 +221,21 @@ impl TextEncoder {
                 .flatten_all()?
                 .to_vec1()?;
             for (k, &i) in group.iter().enumerate() {
-                out[i * dim..(i + 1) * dim].copy_from_slice(&vecs[k * dim..(k + 1) * dim]);
+                out[i * full..(i + 1) * full].copy_from_slice(&vecs[k * full..(k + 1) * full]);
             }
             done += group.len();
             on_batch(done);
         }
-        Ok(Tensor::from_vec(out, (texts.len(), dim), &device)?)
+        let out = Tensor::from_vec(out, (texts.len(), full), &device)?;
+        match self.dim {
+            Some(d) => {
+                let prefix = out.narrow(1, 0, d)?;
+                match encoder.pooling().normalize {
+                    true => Ok(crate::pooling::l2_normalize(&prefix)?),
+                    false => Ok(prefix),
+                }
+            }
+            None => Ok(out),
+        }
     }
 }

@@ -52,6 +52,10 @@ pub struct EncoderArgs {
     /// Run the encoder on the first CUDA GPU (needs a build with the `cuda` feature).
     #[arg(long)]
     pub cuda: bool,
+    /// Keep the first N dims of each vector, re-normalised (a Matryoshka-trained model or a
+    /// compression head from `polydense compress train`; default: all).
+    #[arg(long, value_name = "N")]
+    pub dim: Option<usize>,
 }
 
 impl EncoderArgs {
@@ -64,6 +68,9 @@ impl EncoderArgs {
             .with_batch_size(self.batch_size);
         if let Some(n) = self.max_length {
             enc = enc.with_max_length(n);
+        }
+        if let Some(d) = self.dim {
+            enc = enc.with_dim(d)?;
         }
         Ok((dir, enc))
     }

@@ -1,6 +1,7 @@
 //! One file per subcommand: each parses its own flags and calls library functions.
 
 pub mod bm25;
+pub mod compress;
 pub mod data;
 pub mod demo;
 pub mod encode;

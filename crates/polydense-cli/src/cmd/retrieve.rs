@@ -1,15 +1,22 @@
 //! `polydense retrieve`: encode a BEIR corpus (cached), search its queries exactly, and
-//! evaluate the run overall and per query language.
+//! evaluate the run overall and per query language, at one or several dims (prefixes of the
+//! vectors, for Matryoshka models and compression heads) and in a chosen index dtype.
+//!
+//! A model whose head is linear (a compression head) is split: the backbone's vectors are
+//! cached and the head is applied to them in memory, so heads trained on one backbone share
+//! one cache (`--cache`) and evaluating another head encodes nothing.
 
-use super::encode::{encode_file, store_metadata, EncodeStats, EncoderArgs};
-use super::search::{search_queries, SearchStats};
+use super::encode::{encode_file, progress_bar, store_metadata, EncodeStats, EncoderArgs};
+use super::search::SearchStats;
 use anyhow::{bail, Context, Result};
 use polydense_data::atomic::write_atomic;
 use polydense_data::beir::{load_queries, locate, locate_qrels, read_qrels_checked};
-use polydense_data::Query;
+use polydense_data::{Query, Run};
 use polydense_eval::{evaluate, parse_metrics, EvalOptions, Report, DEFAULT_METRICS};
-use polydense_index::EmbeddingStore;
-use polydense_model::TextKind;
+use polydense_index::{
+    write_store, EmbeddingStore, ExactSearch, QuantizedMatrix, RowId, StoreMetadata, VectorDtype,
+};
+use polydense_model::{TextEncoder, TextKind};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
@@ -41,6 +48,18 @@ pub struct Args {
     /// Re-encode the corpus even when cached embeddings match.
     #[arg(long)]
     pub restart: bool,
+    /// Evaluate at each of these dims (comma-separated prefixes, e.g. 384,192,96,48,24):
+    /// one table each, and run files under <out>/dim-N/. Default: --dim, or all dims.
+    #[arg(long, value_delimiter = ',', value_name = "N,N,..")]
+    pub dims: Vec<usize>,
+    /// How the corpus vectors are stored for the search: f32, f16 or int8 (a scale per
+    /// dim); the index size is reported.
+    #[arg(long, default_value = "f32")]
+    pub dtype: VectorDtype,
+    /// Where the corpus and query embeddings are cached (default: the output directory);
+    /// runs of heads on the same backbone can share one.
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
     #[command(flatten)]
     pub encoder: EncoderArgs,
 }
@@ -56,6 +75,19 @@ struct Summary<'a> {
     /// None when the cached corpus embeddings were reused.
     corpus_encoding: Option<EncodeStats>,
     search: SearchStats,
+    dim: usize,
+    dtype: VectorDtype,
+    /// Bytes of the searched corpus vectors in that dtype.
+    index_bytes: usize,
+    report: &'a Report,
+}
+
+/// One dim's line in `dims.json`.
+#[derive(Serialize)]
+struct DimResult<'a> {
+    dim: usize,
+    dtype: VectorDtype,
+    index_bytes: usize,
     report: &'a Report,
 }
 
@@ -92,15 +124,37 @@ pub fn run(args: Args) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| default_out(&args.data, &args.model));
-    let (model_dir, encoder) = args.encoder.load(&args.model)?;
+    let cache = args.cache.clone().unwrap_or_else(|| out.clone());
+    let mut encoder_args = args.encoder.clone();
+    encoder_args.dim = None;
+    let (model_dir, mut encoder) = encoder_args.load(&args.model)?;
+    let head = encoder.take_linear_head();
+    let full = match &head {
+        Some(h) => h.out_features(),
+        None => encoder.dim(),
+    };
+    let dims = match (args.dims.is_empty(), args.encoder.dim) {
+        (false, _) => args.dims.clone(),
+        (true, Some(d)) => vec![d],
+        (true, None) => vec![full],
+    };
+    if let Some(&d) = dims.iter().find(|&&d| d == 0 || d > full) {
+        bail!("--dims {d}: the model's vectors have {full} dims (choose 1..={full})");
+    }
+    let normalize = encoder.pooling().normalize;
+    let key = |kind, input: &Path| -> Result<StoreMetadata> {
+        let mut m = store_metadata(&model_dir, kind, args.encoder.max_length, input)?;
+        if head.is_some() {
+            // The backbone's vectors: any head on the same weights may reuse them.
+            m.remove("model");
+            m.remove("head_weights");
+            m.insert("vectors".into(), "backbone".into());
+        }
+        Ok(m)
+    };
 
-    let emb_dir = out.join("corpus-embeddings");
-    let meta = store_metadata(
-        &model_dir,
-        TextKind::Passage,
-        args.encoder.max_length,
-        &corpus_path,
-    )?;
+    let emb_dir = cache.join("corpus-embeddings");
+    let meta = key(TextKind::Passage, &corpus_path)?;
     let cached = !args.restart
         && EmbeddingStore::exists(&emb_dir)
         && EmbeddingStore::open(&emb_dir).is_ok_and(|s| cache_matches(&s, &meta));
@@ -138,34 +192,142 @@ pub fn run(args: Args) -> Result<()> {
             queries_path.display()
         );
     }
-    let (run, search) = search_queries(&encoder, &queries, &store, args.k, args.encoder.block)?;
-    let run_path = out.join("run.trec");
-    polydense_data::trec::write_run(&run_path, &run, "polydense")?;
-
-    let scores = evaluate(&qrels, &run, &metrics, &EvalOptions::default())
-        .with_context(|| format!("evaluating {}", run_path.display()))?;
+    let mut qmeta = key(TextKind::Query, &queries_path)?;
+    qmeta.insert("split".into(), args.split.clone());
+    let (query_vecs, encode_seconds) = query_vectors(
+        &encoder,
+        &queries,
+        &cache.join(format!("query-embeddings-{}", args.split)),
+        qmeta,
+        args.restart,
+    )?;
+    let (mut queries_m, mut corpus_m) = (query_vecs, store.embeddings().to_vec());
+    if let Some(w) = &head {
+        queries_m = w.forward_rows(&queries_m)?;
+        corpus_m = w.forward_rows(&corpus_m)?;
+    }
     let langs: BTreeMap<String, String> = queries
         .iter()
         .filter_map(|q| q.lang.clone().map(|l| (q.id.clone(), l)))
         .collect();
-    let report = Report::new(&scores, (!langs.is_empty()).then_some(&langs));
-    let json = serde_json::to_string_pretty(&report)?;
-    write_atomic(out.join("metrics.json"), |w| writeln!(w, "{json}"))?;
-    let summary = Summary {
-        model: model_dir.display().to_string(),
-        data: args.data.display().to_string(),
-        split: &args.split,
-        k: args.k,
-        corpus_rows: store.len(),
-        corpus_encoding,
-        search,
-        report: &report,
-    };
-    let json = serde_json::to_string_pretty(&summary)?;
-    write_atomic(out.join("summary.json"), |w| writeln!(w, "{json}"))?;
-    print!("{}", report.to_table());
-    tracing::info!("wrote {} and metrics.json", run_path.display());
+    let several = !args.dims.is_empty();
+    let mut results = Vec::new();
+    for &d in &dims {
+        let qd = prefix(&queries_m, full, d, normalize);
+        let index =
+            QuantizedMatrix::quantize(&prefix(&corpus_m, full, d, normalize), d, args.dtype)?;
+        let t = std::time::Instant::now();
+        let hits = index.search(&ExactSearch::new(args.k), &qd, Some(store.id_ranks()))?;
+        let search_seconds = t.elapsed().as_secs_f64();
+        let mut run = Run::new();
+        for (q, hits) in queries.iter().zip(hits) {
+            let ranked = hits
+                .into_iter()
+                .map(|h| (store.ids()[h.row].id.clone(), f64::from(h.score)))
+                .collect();
+            run.insert(q.id.clone(), ranked);
+        }
+        let dir = match several {
+            true => out.join(format!("dim-{d}")),
+            false => out.clone(),
+        };
+        let run_path = dir.join("run.trec");
+        polydense_data::trec::write_run(&run_path, &run, "polydense")?;
+        let scores = evaluate(&qrels, &run, &metrics, &EvalOptions::default())
+            .with_context(|| format!("evaluating {}", run_path.display()))?;
+        let report = Report::new(&scores, (!langs.is_empty()).then_some(&langs));
+        let json = serde_json::to_string_pretty(&report)?;
+        write_atomic(dir.join("metrics.json"), |w| writeln!(w, "{json}"))?;
+        let summary = Summary {
+            model: model_dir.display().to_string(),
+            data: args.data.display().to_string(),
+            split: &args.split,
+            k: args.k,
+            corpus_rows: store.len(),
+            corpus_encoding,
+            search: SearchStats {
+                queries: queries.len(),
+                encode_seconds,
+                search_seconds,
+            },
+            dim: d,
+            dtype: args.dtype,
+            index_bytes: index.bytes(),
+            report: &report,
+        };
+        let json = serde_json::to_string_pretty(&summary)?;
+        write_atomic(dir.join("summary.json"), |w| writeln!(w, "{json}"))?;
+        if several || d != full || args.dtype != VectorDtype::F32 {
+            println!(
+                "== {d} dims, {} index: {:.1} MiB ==",
+                args.dtype,
+                index.bytes() as f64 / (1 << 20) as f64
+            );
+        }
+        print!("{}", report.to_table());
+        tracing::info!("wrote {} and metrics.json", run_path.display());
+        results.push((d, index.bytes(), report));
+    }
+    if several {
+        let lines: Vec<DimResult> = results
+            .iter()
+            .map(|(dim, bytes, report)| DimResult {
+                dim: *dim,
+                dtype: args.dtype,
+                index_bytes: *bytes,
+                report,
+            })
+            .collect();
+        let json = serde_json::to_string_pretty(&lines)?;
+        write_atomic(out.join("dims.json"), |w| writeln!(w, "{json}"))?;
+    }
     Ok(())
+}
+
+/// The vectors of `queries` (cached in `dir` under `meta`) and the seconds spent encoding
+/// them (0 when cached).
+fn query_vectors(
+    encoder: &TextEncoder,
+    queries: &[Query],
+    dir: &Path,
+    meta: StoreMetadata,
+    restart: bool,
+) -> Result<(Vec<f32>, f64)> {
+    let ids: Vec<RowId> = queries.iter().map(|q| RowId::new(q.id.clone())).collect();
+    if !restart && EmbeddingStore::exists(dir) {
+        if let Ok(s) = EmbeddingStore::open(dir) {
+            if cache_matches(&s, &meta) && s.ids() == ids.as_slice() {
+                tracing::info!("reusing the query embeddings in {}", dir.display());
+                return Ok((s.embeddings().to_vec(), 0.0));
+            }
+        }
+    }
+    let t = std::time::Instant::now();
+    let texts: Vec<&str> = queries.iter().map(|q| q.text.as_str()).collect();
+    let pb = progress_bar(Some(texts.len() as u64), "queries");
+    pb.set_message("encoding queries");
+    let vecs = encoder
+        .encode_with_progress(&texts, TextKind::Query, &mut |n| pb.set_position(n as u64))?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    pb.finish_and_clear();
+    let seconds = t.elapsed().as_secs_f64();
+    write_store(dir, &ids, &vecs, encoder.dim(), meta)?;
+    Ok((vecs, seconds))
+}
+
+/// The first `d` of every `width` values, re-normalised when the model normalises.
+fn prefix(x: &[f32], width: usize, d: usize, normalize: bool) -> Vec<f32> {
+    x.chunks(width)
+        .flat_map(|row| {
+            let row = &row[..d];
+            let norm = match normalize {
+                true => row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12),
+                false => 1.0,
+            };
+            row.iter().map(move |v| v / norm)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -107,6 +107,68 @@ pub struct RunInputs {
     pub negatives: Option<Negatives>,
     /// Where the mining stats were looked for, when none were found.
     pub negatives_searched: Vec<PathBuf>,
+    /// Quality-by-dimension curves (`retrieve --dims` outputs under the directory), by task.
+    pub dims: BTreeMap<String, Vec<DimCurve>>,
+}
+
+/// One method's evaluation at several dims (a `dims.json` of `polydense retrieve --dims`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DimCurve {
+    /// The method: the directory holding the task's directory (or `dims.json` itself).
+    pub method: String,
+    /// Overall metrics at each dim, largest dim first.
+    pub points: Vec<(usize, MetricValues)>,
+}
+
+/// Every `dims.json` up to three levels below `dir`: `METHOD/TASK/dims.json` is method
+/// METHOD's curve on TASK, `METHOD/dims.json` one on the task `quality`.
+fn read_dim_curves(dir: &Path) -> anyhow::Result<BTreeMap<String, Vec<DimCurve>>> {
+    #[derive(Deserialize)]
+    struct Line {
+        dim: usize,
+        report: EvalReport,
+    }
+    let mut found = Vec::new();
+    let mut stack = vec![(dir.to_path_buf(), 0usize)];
+    while let Some((d, depth)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() && depth < 3 {
+                stack.push((path, depth + 1));
+            } else if e.file_name() == "dims.json" {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    let mut out: BTreeMap<String, Vec<DimCurve>> = BTreeMap::new();
+    for path in found {
+        let rel: Vec<String> = path
+            .parent()
+            .and_then(|p| p.strip_prefix(dir).ok())
+            .map(|p| p.iter().map(|c| c.to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        let (method, task) = match rel.as_slice() {
+            [.., m, t] => (m.clone(), t.clone()),
+            [m] => (m.clone(), "quality".to_string()),
+            [] => ("this run".to_string(), "quality".to_string()),
+        };
+        let text = read_text(&path)?.unwrap_or_default();
+        let lines: Vec<Line> = serde_json::from_str(&text)
+            .map_err(|e| invalid(&path, format!("not a dims.json: {e}")).at_line(e.line()))?;
+        let mut points: Vec<(usize, MetricValues)> = lines
+            .into_iter()
+            .map(|l| (l.dim, l.report.overall))
+            .collect();
+        points.sort_by(|a, b| b.0.cmp(&a.0));
+        out.entry(task)
+            .or_default()
+            .push(DimCurve { method, points });
+    }
+    Ok(out)
 }
 
 fn invalid(path: &Path, message: impl std::fmt::Display) -> DataError {
@@ -375,11 +437,12 @@ impl RunInputs {
         );
         dev.sort_by_key(|d| d.step);
         let systems = read_systems(&run_dir.join("eval").join("test"))?;
-        if steps.is_empty() && dev.is_empty() && systems.is_empty() {
+        let dims = read_dim_curves(run_dir)?;
+        if steps.is_empty() && dev.is_empty() && systems.is_empty() && dims.is_empty() {
             anyhow::bail!(
-                "{}: nothing to report: no training steps in metrics.jsonl and no evaluations \
-                 in eval/dev-step-*.json or eval/test/*.json (is it a run directory of \
-                 `polydense train`?)",
+                "{}: nothing to report: no training steps in metrics.jsonl, no evaluations \
+                 in eval/dev-step-*.json or eval/test/*.json and no dims.json of `retrieve \
+                 --dims` (is it a run directory of `polydense train`?)",
                 run_dir.display()
             );
         }
@@ -408,6 +471,7 @@ impl RunInputs {
             systems,
             negatives,
             negatives_searched: searched,
+            dims,
         })
     }
 }

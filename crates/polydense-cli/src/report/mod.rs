@@ -29,6 +29,7 @@ pub fn write_report(run_dir: &Path) -> anyhow::Result<PathBuf> {
     sections::clustering(&mut page, &inputs, &mut pngs)?;
     sections::projection(&mut page, &inputs, &mut pngs)?;
     sections::test(&mut page, &inputs, &mut pngs)?;
+    sections::dims(&mut page, &inputs, &mut pngs)?;
     sections::negatives(&mut page, &inputs, &mut pngs)?;
     sections::config(&mut page, &inputs);
     sections::environment(&mut page);

@@ -163,6 +163,20 @@ pub fn training(page: &mut Page, inputs: &RunInputs, out: &mut Vec<Png>) -> anyh
     Ok(())
 }
 
+/// Quality against embedding dimension, one chart per task, one curve per method.
+pub fn dims(page: &mut Page, inputs: &RunInputs, out: &mut Vec<Png>) -> anyhow::Result<()> {
+    if inputs.dims.is_empty() {
+        return Ok(());
+    }
+    page.section("dims", "Quality by dimension");
+    for (task, curves) in &inputs.dims {
+        let png = plots::quality_by_dim(task, curves, "ndcg@10")?;
+        page.figures(&[&png]);
+        out.push(png);
+    }
+    Ok(())
+}
+
 /// Clustering runs of clustered training: k over steps and their table.
 pub fn clustering(page: &mut Page, inputs: &RunInputs, out: &mut Vec<Png>) -> anyhow::Result<()> {
     page.section("clustering", "Clustering");

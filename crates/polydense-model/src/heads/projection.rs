@@ -142,6 +142,23 @@ impl Projection {
         }
     }
 
+    /// Maps row-major host vectors (width `in`) to row-major `out`-wide ones, for vectors
+    /// already computed without the head (a cache of the backbone's).
+    pub fn forward_rows(&self, x: &[f32]) -> Result<Vec<f32>> {
+        let (_, inp) = self.weight.dims2()?;
+        let t = Tensor::from_slice(x, (x.len() / inp, inp), self.weight.device())?
+            .to_dtype(self.weight.dtype())?;
+        self.forward(&t)?
+            .to_dtype(candle_core::DType::F32)?
+            .flatten_all()?
+            .to_vec1()
+    }
+
+    /// The output width.
+    pub fn out_features(&self) -> usize {
+        self.weight.dims()[0]
+    }
+
     /// The tensors under their names in the module's file.
     pub fn named(&self) -> Vec<(String, Tensor)> {
         let mut v = vec![(Self::WEIGHT.to_string(), self.weight.clone())];

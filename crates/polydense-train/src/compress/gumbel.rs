@@ -75,8 +75,8 @@ mod tests {
 
     #[test]
     fn keeps_exactly_k_distinct_and_repeats_from_the_seed() {
-        let logits = Tensor::new(&[0.3f32, -1.0, 2.0, 0.0, 0.5, 1.5, -0.2, 0.1], &Device::Cpu)
-            .unwrap();
+        let logits =
+            Tensor::new(&[0.3f32, -1.0, 2.0, 0.0, 0.5, 1.5, -0.2, 0.1], &Device::Cpu).unwrap();
         let draw = |seed| {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             gumbel_top_k(&logits, 3, 0.5, &mut rng).unwrap()

@@ -16,10 +16,12 @@
 //!   and a selective cross-batch memory (S-XBM); see [`smec`].
 
 mod gumbel;
+mod model_dir;
 pub mod smec;
 mod sxbm;
 
 pub use gumbel::{gumbel_top_k, GumbelTopK};
+pub use model_dir::{save_head_model, CompressConfig};
 pub use smec::{train_linear_head, StageLog};
 
 use serde::{Deserialize, Serialize};
@@ -313,7 +315,9 @@ impl Pairs<'_> {
 
     fn check(&self) -> Result<()> {
         let n = self.len();
-        if self.dim == 0 || self.queries.len() != n * self.dim || self.passages.len() != n * self.dim
+        if self.dim == 0
+            || self.queries.len() != n * self.dim
+            || self.passages.len() != n * self.dim
         {
             return Err(TrainError::config(
                 "head",
@@ -372,7 +376,13 @@ pub fn fit_head(
             (w, Vec::new(), Vec::new())
         }
         HeadConfig::Mrl(c) => {
-            let (w, s) = train_linear_head(pairs, &smec::Plan::joint(&c.dims, d), &c.optim(), None, on_stage)?;
+            let (w, s) = train_linear_head(
+                pairs,
+                &smec::Plan::joint(&c.dims, d),
+                &c.optim(),
+                None,
+                on_stage,
+            )?;
             (w, c.dims.clone(), s)
         }
         HeadConfig::Smec(c) => {
@@ -400,7 +410,8 @@ mod tests {
 
     #[test]
     fn configs_parse_and_bad_keys_are_named() {
-        let c: HeadConfig = toml::from_str("kind = \"smec\"\ndims = [192, 96]\nepochs = 2\n").unwrap();
+        let c: HeadConfig =
+            toml::from_str("kind = \"smec\"\ndims = [192, 96]\nepochs = 2\n").unwrap();
         let HeadConfig::Smec(s) = &c else { panic!() };
         assert_eq!((s.dims.clone(), s.epochs, s.top_k), (vec![192, 96], 2, 8));
         c.validate(384).unwrap();

@@ -114,7 +114,13 @@ pub fn train_linear_head(
                 let log = t.stage(&active, Objective::Select { k, ads: *ads })?;
                 on_stage(&log, &t.flat());
                 let kept = log.kept.clone();
-                dropped.push(active.iter().copied().filter(|r| !kept.contains(r)).collect());
+                dropped.push(
+                    active
+                        .iter()
+                        .copied()
+                        .filter(|r| !kept.contains(r))
+                        .collect(),
+                );
                 active = kept;
                 logs.push(log);
             }
@@ -170,7 +176,12 @@ impl Trainer<'_> {
         };
         let vars: Vec<(String, Var)> = active
             .iter()
-            .map(|&r| Ok((format!("row.{r}"), Var::from_slice(&self.rows[r], d, &Device::Cpu)?)))
+            .map(|&r| {
+                Ok((
+                    format!("row.{r}"),
+                    Var::from_slice(&self.rows[r], d, &Device::Cpu)?,
+                ))
+            })
             .collect::<Result<_>>()?;
         let mut opt = AdamW::new(vars.clone(), adam)?;
         let ads = matches!(objective, Objective::Select { ads: true, .. });
@@ -189,7 +200,10 @@ impl Trainer<'_> {
         let mut score_opt = AdamW::new(vec![("scores".into(), score_var.clone())], adam)?;
         let scatter = {
             let mut m = vec![0f32; active.len() * d];
-            active.iter().enumerate().for_each(|(i, &r)| m[i * d + r] = 1.0);
+            active
+                .iter()
+                .enumerate()
+                .for_each(|(i, &r)| m[i * d + r] = 1.0);
             Tensor::from_vec(m, (active.len(), d), &Device::Cpu)?
         };
         let smec = self.smec.clone().unwrap_or_default();
@@ -204,7 +218,12 @@ impl Trainer<'_> {
                     let mut v = vars.iter();
                     for r in 0..d {
                         all.push(match active.contains(&r) {
-                            true => v.next().expect("one var per active row").1.as_tensor().clone(),
+                            true => v
+                                .next()
+                                .expect("one var per active row")
+                                .1
+                                .as_tensor()
+                                .clone(),
                             false => Tensor::from_slice(&self.rows[r], d, &Device::Cpu)?,
                         });
                     }
@@ -215,7 +234,10 @@ impl Trainer<'_> {
                     batch.len(),
                     &Device::Cpu,
                 )?;
-                let (xq, xp) = (self.xq.index_select(&idx, 0)?, self.xp.index_select(&idx, 0)?);
+                let (xq, xp) = (
+                    self.xq.index_select(&idx, 0)?,
+                    self.xp.index_select(&idx, 0)?,
+                );
                 let (zq, zp) = (xq.matmul(&w.t()?)?, xp.matmul(&w.t()?)?);
                 let ids: Vec<&str> = batch
                     .iter()
@@ -262,7 +284,8 @@ impl Trainer<'_> {
                                 let temp = smec.gumbel_temperature_start
                                     * (smec.gumbel_temperature_end / smec.gumbel_temperature_start)
                                         .powf(frac);
-                                let g = gumbel_top_k(score_var.as_tensor(), *k, temp, &mut self.rng)?;
+                                let g =
+                                    gumbel_top_k(score_var.as_tensor(), *k, temp, &mut self.rng)?;
                                 g.mask.unsqueeze(0)?.matmul(&scatter)?.squeeze(0)?
                             }
                             false => {
@@ -383,24 +406,40 @@ fn contrastive(
     }
     let scores = (scores / tau)?;
     let max = scores.max_keepdim(D::Minus1)?.detach();
-    let lse = (scores.broadcast_sub(&max)?.exp()?.sum_keepdim(D::Minus1)?.log()? + max)?;
+    let lse = (scores
+        .broadcast_sub(&max)?
+        .exp()?
+        .sum_keepdim(D::Minus1)?
+        .log()?
+        + max)?;
     Ok((lse - (positive / tau)?)?.mean_all()?)
 }
 
 /// Mean over queries of KL(P_parent ‖ P_child), P the softmax over the batch's passages of
 /// the similarities at the parent's dims (no gradient) and at the child's.
-fn rank_loss(zq: &Tensor, zp: &Tensor, parent: &Tensor, child: &Tensor, tau: f64) -> Result<Tensor> {
-    let sims = |m: &Tensor| -> Result<Tensor> {
-        Ok((view(zq, m)?.matmul(&view(zp, m)?.t()?)? / tau)?)
-    };
+fn rank_loss(
+    zq: &Tensor,
+    zp: &Tensor,
+    parent: &Tensor,
+    child: &Tensor,
+    tau: f64,
+) -> Result<Tensor> {
+    let sims =
+        |m: &Tensor| -> Result<Tensor> { Ok((view(zq, m)?.matmul(&view(zp, m)?.t()?)? / tau)?) };
     let teacher = softmax(&sims(parent)?.detach())?;
     let s = sims(child)?;
     let max = s.max_keepdim(D::Minus1)?.detach();
     let log_child = s.broadcast_sub(
-        &(s.broadcast_sub(&max)?.exp()?.sum_keepdim(D::Minus1)?.log()? + max)?,
+        &(s.broadcast_sub(&max)?
+            .exp()?
+            .sum_keepdim(D::Minus1)?
+            .log()?
+            + max)?,
     )?;
     let log_teacher = (teacher.clone() + 1e-12)?.log()?;
-    Ok((teacher * (log_teacher - log_child)?)?.sum(D::Minus1)?.mean_all()?)
+    Ok((teacher * (log_teacher - log_child)?)?
+        .sum(D::Minus1)?
+        .mean_all()?)
 }
 
 #[cfg(test)]
@@ -474,7 +513,12 @@ mod tests {
     #[test]
     fn smrl_freezes_the_rows_a_stage_drops_bit_for_bit() {
         let (q, p, ids) = data(256, 1);
-        let pairs = Pairs { queries: &q, passages: &p, passage_ids: &ids, dim: 16 };
+        let pairs = Pairs {
+            queries: &q,
+            passages: &p,
+            passage_ids: &ids,
+            dim: 16,
+        };
         let mut snapshots: Vec<(StageLog, Vec<f32>)> = Vec::new();
         let head = fit_head(&HeadConfig::Smec(smec(true, true)), &pairs, &mut |l, w| {
             snapshots.push((l.clone(), w.to_vec()))
@@ -487,7 +531,10 @@ mod tests {
         // Rows dropped by stage 1 are untouched by stage 2; rows kept by it moved.
         let dropped: Vec<usize> = (0..16).filter(|r| !first.kept.contains(r)).collect();
         for &r in &dropped {
-            assert_eq!(after_first[r * 16..(r + 1) * 16], after_second[r * 16..(r + 1) * 16]);
+            assert_eq!(
+                after_first[r * 16..(r + 1) * 16],
+                after_second[r * 16..(r + 1) * 16]
+            );
         }
         assert!(second
             .kept
@@ -496,7 +543,10 @@ mod tests {
         // Stage 2 chose among stage 1's rows, and the saved head lists them first.
         assert!(second.kept.iter().all(|r| first.kept.contains(r)));
         for (out_row, &r) in second.kept.iter().enumerate() {
-            assert_eq!(head.weight[out_row * 16..(out_row + 1) * 16], after_second[r * 16..(r + 1) * 16]);
+            assert_eq!(
+                head.weight[out_row * 16..(out_row + 1) * 16],
+                after_second[r * 16..(r + 1) * 16]
+            );
         }
         // The same seed trains the same head.
         let again = fit_head(&HeadConfig::Smec(smec(true, true)), &pairs, &mut |_, _| {}).unwrap();
@@ -506,7 +556,12 @@ mod tests {
     #[test]
     fn ads_finds_the_dims_that_carry_the_signal() {
         let (q, p, ids) = data(256, 2);
-        let pairs = Pairs { queries: &q, passages: &p, passage_ids: &ids, dim: 16 };
+        let pairs = Pairs {
+            queries: &q,
+            passages: &p,
+            passage_ids: &ids,
+            dim: 16,
+        };
         let head = fit_head(&HeadConfig::Smec(smec(true, false)), &pairs, &mut |_, _| {}).unwrap();
         let kept = &head.stages.last().unwrap().kept;
         let signal = kept.iter().filter(|&&r| r >= 12).count();
@@ -519,7 +574,12 @@ mod tests {
     #[test]
     fn the_matryoshka_adaptor_and_pca_beat_truncation_at_small_dims() {
         let (q, p, ids) = data(256, 3);
-        let pairs = Pairs { queries: &q, passages: &p, passage_ids: &ids, dim: 16 };
+        let pairs = Pairs {
+            queries: &q,
+            passages: &p,
+            passage_ids: &ids,
+            dim: 16,
+        };
         let mrl = HeadConfig::Mrl(MrlConfig {
             dims: vec![16, 8, 4],
             batch_size: 32,
@@ -531,7 +591,15 @@ mod tests {
         let pca = fit_head(&HeadConfig::Pca(NoKeys {}), &pairs, &mut |_, _| {}).unwrap();
         let truncate = fit_head(&HeadConfig::Truncate(NoKeys {}), &pairs, &mut |_, _| {}).unwrap();
         let t = accuracy(&truncate, &q, &p, 4);
-        assert!(accuracy(&mrl, &q, &p, 4) > t + 0.3, "{} vs {t}", accuracy(&mrl, &q, &p, 4));
-        assert!(accuracy(&pca, &q, &p, 4) > t + 0.3, "{} vs {t}", accuracy(&pca, &q, &p, 4));
+        assert!(
+            accuracy(&mrl, &q, &p, 4) > t + 0.3,
+            "{} vs {t}",
+            accuracy(&mrl, &q, &p, 4)
+        );
+        assert!(
+            accuracy(&pca, &q, &p, 4) > t + 0.3,
+            "{} vs {t}",
+            accuracy(&pca, &q, &p, 4)
+        );
     }
 }

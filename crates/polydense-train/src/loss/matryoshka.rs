@@ -173,9 +173,8 @@ mod tests {
             temperature: 0.5,
         };
         let out = loss.loss(&input(&q, &p, &batch)).unwrap();
-        let part = |name: &str| {
-            scalar(&out.parts.iter().find(|(n, _)| n == name).unwrap().1).unwrap()
-        };
+        let part =
+            |name: &str| scalar(&out.parts.iter().find(|(n, _)| n == name).unwrap().1).unwrap();
         let inner = InfoNce { temperature: 0.5 };
         let at = |d| {
             let (qd, pd) = (prefix(&q, d).unwrap(), prefix(&p, d).unwrap());

@@ -3,11 +3,13 @@
 
 mod bars;
 mod curves;
+mod dims;
 mod histogram;
 mod scatter;
 
 pub use bars::system_bars;
 pub use curves::{cluster_k, dev_metric, expert_load, learning_rate, training_loss};
+pub use dims::quality_by_dim;
 pub use histogram::negative_scores;
 pub use scatter::{projection_by_cluster, projection_by_lang};
 
