@@ -26,7 +26,7 @@ if [ -z "${POLYDENSE:-}" ]; then
 fi
 PD=$POLYDENSE
 W=$RUNS/smec
-mkdir -p "$W/configs"
+mkdir -p "$W/configs" "$W/heads"
 PAR=${DATA:-$W/data}
 LAR=$W/lareqa
 DIMS=384,192,96,48,24

@@ -180,6 +180,32 @@ pub fn run_config(cfg: &MineConfig, progress: &dyn Progress) -> Result<MineStats
     // Every query of the split can lend its text, mined or not.
     stats.negative_queries =
         crate::negative_queries::attach_from_qrels(&mut examples, &all_queries, &langs);
+    if cfg.negative_queries.llm {
+        // The client's cache holds every answer already given, so a run stopped here
+        // resumes (the mined examples are still checkpointed) without asking again.
+        let client =
+            cfg.llm
+                .clone()
+                .unwrap_or_default()
+                .client()
+                .map_err(|e| MineError::Stage {
+                    stage: "negative_queries".into(),
+                    message: e.to_string(),
+                })?;
+        let mut log = crate::stage::DropLog::default();
+        let n = crate::negative_queries::attach_from_llm(
+            &mut examples,
+            &client,
+            &cfg.negative_queries,
+            &langs,
+            &mut log,
+            progress,
+        )?;
+        stats.negative_queries.from_llm = n;
+        stats.negative_queries.without -= n;
+        state.totals.add_log(log);
+        stats.counters = state.totals.stats(requested).counters;
+    }
     stats.queries = ds.queries.len();
     stats.skipped_no_positive = skipped;
     polydense_data::tevatron::write_train(&cfg.output, &examples)?;

@@ -62,6 +62,10 @@ pub struct MineConfig {
     /// The LLM the `llm_*` and `rag_select` stages ask; the offline SmolLM2 by default.
     #[serde(default)]
     pub llm: Option<LlmConfig>,
+    /// Each negative's own query (CLPL's neg_q): from the qrels always, from the LLM when
+    /// `llm = true`.
+    #[serde(default)]
+    pub negative_queries: crate::negative_queries::NegativeQueriesConfig,
     /// Mine only the first N queries (with a positive) of the split: a slice to try a
     /// pipeline on. A later run with a larger N resumes where this one stopped.
     #[serde(default)]
@@ -349,7 +353,8 @@ impl MineConfig {
 
     /// Whether a stage asks the LLM (so `[llm]` is opened).
     pub fn uses_llm(&self) -> bool {
-        !self.generators.is_empty()
+        self.negative_queries.llm
+            || !self.generators.is_empty()
             || self
                 .filters
                 .iter()

@@ -48,7 +48,9 @@ pub use error::{MineError, Result};
 pub use false_negative::{FalseNegativeFilter, MarginMode, Reference};
 pub use llm_generate::{LlmGenerate, LlmGenerateConfig};
 pub use llm_judge::{LlmJudge, LlmJudgeConfig, Unjudged};
-pub use negative_queries::{attach_from_qrels, NegativeQueryCounts};
+pub use negative_queries::{
+    attach_from_llm, attach_from_qrels, NegativeQueriesConfig, NegativeQueryCounts,
+};
 pub use pipeline::{mine_queries, MinerStage, Pipeline};
 pub use progress::{Progress, Silent};
 pub use rag_select::{Embedder, RagSelect, RagSelectConfig};

@@ -236,3 +236,84 @@ fn rag_selection_keeps_the_best_half_of_the_scored_candidates() {
         80.0
     );
 }
+
+/// Writes a question from the passage's first word, counting its calls; garbles on request.
+struct Doc2Query(std::sync::atomic::AtomicUsize);
+
+impl LlmBackend for Doc2Query {
+    fn id(&self) -> &str {
+        "doc2query"
+    }
+
+    fn complete(&self, r: &ChatRequest) -> polydense_llm::Result<Completion> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        assert!(r.messages[0].content.contains("in German"));
+        let passage = r.messages[1].content.split("Passage: ").nth(1).unwrap();
+        let first = passage.split_whitespace().next().unwrap();
+        let text = match passage.contains("GARBLED") {
+            true => "No idea.".to_string(),
+            false => format!("{{\"question\": \"Was ist {first}?\"}}"),
+        };
+        Ok(Completion {
+            text,
+            ..Completion::default()
+        })
+    }
+
+    fn models(&self) -> polydense_llm::Result<Vec<String>> {
+        Ok(vec![])
+    }
+}
+
+#[test]
+fn the_llm_writes_a_query_once_per_passage_left_without_one() {
+    use polydense_data::{TrainExample, TrainPassage};
+    let neg = |id: &str, text: &str, query: Option<&str>| TrainPassage {
+        docid: id.into(),
+        text: text.into(),
+        query: query.map(str::to_string),
+        ..TrainPassage::default()
+    };
+    let mut examples = vec![
+        TrainExample {
+            query_id: "q1".into(),
+            negative_passages: vec![
+                neg("p1", "Berlin liegt an der Spree.", Some("from the qrels")),
+                neg("p2", "Hamburg hat einen Hafen.", None),
+            ],
+            ..TrainExample::default()
+        },
+        TrainExample {
+            query_id: "q2".into(),
+            negative_passages: vec![
+                neg("p2", "Hamburg hat einen Hafen.", None),
+                neg("p3", "GARBLED text here.", None),
+            ],
+            ..TrainExample::default()
+        },
+    ];
+    let backend = Doc2Query(Default::default());
+    let client = LlmClient::new(Box::new(backend), None, Sampling::default());
+    let langs = std::collections::HashMap::from([("p2", "de"), ("p3", "de")]);
+    let mut log = polydense_mine::DropLog::default();
+    let n = polydense_mine::attach_from_llm(
+        &mut examples,
+        &client,
+        &polydense_mine::NegativeQueriesConfig {
+            llm: true,
+            ..Default::default()
+        },
+        &langs,
+        &mut log,
+        &Silent,
+    )
+    .unwrap();
+    // p2 twice (asked once), p3 unreadable even after the reminder; p1 kept its own.
+    assert_eq!(n, 2);
+    let q = |e: usize, i: usize| examples[e].negative_passages[i].query.clone();
+    assert_eq!(q(0, 0).as_deref(), Some("from the qrels"));
+    assert_eq!(q(0, 1).as_deref(), Some("Was ist Hamburg?"));
+    assert_eq!(q(1, 0).as_deref(), Some("Was ist Hamburg?"));
+    assert_eq!(q(1, 1), None);
+    assert!(!log.counters["negative_queries"].is_empty(), "{log:?}");
+}

@@ -1,5 +1,5 @@
-//! Every training config shipped in `configs/` parses, validates and names only keys the
-//! trainer knows, so a change to the config's shape cannot leave a shipped file behind.
+//! Every training and compression config shipped in `configs/` parses, validates and names
+//! only keys the code knows, so a change to a config's shape cannot leave a file behind.
 
 use std::path::Path;
 
@@ -11,10 +11,12 @@ fn training_configs(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
         if path.is_dir() {
             training_configs(&path, out);
         } else if path.extension().is_some_and(|e| e == "toml") {
-            // Mining configs name a dataset; training configs a model (at the top level).
+            // Mining configs name a dataset; training configs a model (at the top level);
+            // compression configs have a [head].
             let text = std::fs::read_to_string(&path).unwrap();
             let table: toml::Table = text.parse().unwrap();
-            if table.contains_key("model") && !table.contains_key("dataset") {
+            let plain = !table.contains_key("dataset") && !table.contains_key("head");
+            if table.contains_key("model") && plain {
                 out.push(path);
             }
         }
@@ -48,4 +50,25 @@ fn shipped_training_configs_parse_and_validate() {
         c.validate()
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     }
+}
+
+#[test]
+fn shipped_compression_configs_parse_and_validate() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let path = entry.unwrap().path();
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        if path.extension().is_some_and(|e| e == "toml") && text.contains("\n[head]") {
+            let c: polydense_train::compress::CompressConfig =
+                toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            c.head
+                .validate(384)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            n += 1;
+        }
+    }
+    assert!(n >= 1);
 }

@@ -89,7 +89,8 @@ pub fn run(c: Args) -> anyhow::Result<()> {
         .collect();
     tracing::info!(
         "{} examples from {} queries in {:.1} s ({} without a positive, {} with too few negatives); \
-         {:.2} negatives per example (asked {}); dropped: {}; written {} and {}",
+         {:.2} negatives per example (asked {}); dropped: {}; negative queries: {} from the qrels, \
+         {} from the LLM, {} without; written {} and {}",
         stats.examples,
         stats.queries,
         start.elapsed().as_secs_f64(),
@@ -98,6 +99,9 @@ pub fn run(c: Args) -> anyhow::Result<()> {
         stats.negatives_per_query.mean,
         stats.requested_per_query,
         if dropped.is_empty() { "none".into() } else { dropped.join(", ") },
+        stats.negative_queries.from_qrels,
+        stats.negative_queries.from_llm,
+        stats.negative_queries.without,
         cfg.output.display(),
         cfg.stats_path().display()
     );

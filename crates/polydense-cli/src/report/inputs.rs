@@ -542,4 +542,54 @@ mod tests {
         let e = read_projection(&p).unwrap_err().to_string();
         assert!(e.contains("points[1]"), "{e}");
     }
+
+    #[test]
+    fn dims_files_become_one_curve_per_method_and_task_and_a_chart() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |method: &str, task: &str, ndcg: [f64; 2]| {
+            let d = dir.path().join("eval").join(method).join(task);
+            std::fs::create_dir_all(&d).unwrap();
+            let line = |dim: usize, v: f64| {
+                format!(
+                    r#"{{"dim": {dim}, "dtype": "f32", "index_bytes": 1, "report": {{"overall": {{"ndcg@10": {v}}}}}}}"#
+                )
+            };
+            std::fs::write(
+                d.join("dims.json"),
+                format!("[{}, {}]", line(96, ndcg[1]), line(384, ndcg[0])),
+            )
+            .unwrap();
+        };
+        write("mrl", "paragraph", [0.7, 0.6]);
+        write("smec", "paragraph", [0.7, 0.65]);
+        write("smec", "lareqa", [0.5, 0.4]);
+        let inputs = RunInputs::read(dir.path()).unwrap();
+        assert_eq!(
+            inputs.dims.keys().collect::<Vec<_>>(),
+            ["lareqa", "paragraph"]
+        );
+        let par = &inputs.dims["paragraph"];
+        assert_eq!(
+            par.iter().map(|c| c.method.as_str()).collect::<Vec<_>>(),
+            ["mrl", "smec"]
+        );
+        assert_eq!(par[1].points[0].0, 384);
+        assert_eq!(par[1].points[1].1.get("ndcg@10"), Some(0.65));
+        let page = crate::report::write_report(dir.path()).unwrap();
+        assert!(std::fs::read_to_string(page)
+            .unwrap()
+            .contains("Quality by dimension"));
+        assert!(dir.path().join("plots/dims-paragraph.png").is_file());
+
+        std::fs::write(
+            dir.path().join("eval/mrl/paragraph/dims.json"),
+            "[{\"dim\": 1}]",
+        )
+        .unwrap();
+        let err = RunInputs::read(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("mrl/paragraph/dims.json") && err.contains("not a dims.json"),
+            "{err}"
+        );
+    }
 }
