@@ -2,11 +2,12 @@
 # SMEC against the compression baselines, on e5-small (384 dims, frozen) at 192, 96, 48 and
 # 24 dims, evaluated on the XQuAD-R pooled paragraph task and the LAReQA sentence pool (the
 # demo's article split; test queries only). Heads train on the paragraph task's train pairs
-# (9,416 queries with their paragraphs) and are evaluated on both pools. Arms:
+# (9,416 queries, each with its paragraph in all 11 languages: 103,576 pairs) and are
+# evaluated on both pools. Arms:
 #   truncate      the backbone's own prefixes
 #   pca           uncentred principal axes of the train vectors
-#   mrl           linear adaptor, Matryoshka loss at 384/192/96/48/24 at once, 12 epochs
-#   smrl          SMEC with SMRL only (prefix selection), 4 stages × 3 epochs (same steps)
+#   mrl           linear adaptor, Matryoshka loss at 384/192/96/48/24 at once, 4 epochs
+#   smrl          SMEC with SMRL only (prefix selection), 4 stages × 1 epoch (same steps)
 #   smrl-ads      + ADS (Gumbel top-k selection and the rank loss)
 #   smec          + S-XBM (queue 4096, top-8): the full method
 #   mrl-encoder   e5-small fine-tuned with the Matryoshka loss (40 steps of 16 queries with
@@ -51,16 +52,19 @@ head_config truncate 'kind = "truncate"'
 head_config pca 'kind = "pca"'
 head_config mrl 'kind = "mrl"
 dims = [384, 192, 96, 48, 24]
-epochs = 12'
+epochs = 4'
 head_config smrl 'kind = "smec"
 dims = [192, 96, 48, 24]
+epochs = 1
 ads = false
 sxbm = false'
 head_config smrl-ads 'kind = "smec"
 dims = [192, 96, 48, 24]
+epochs = 1
 sxbm = false'
 head_config smec 'kind = "smec"
-dims = [192, 96, 48, 24]'
+dims = [192, 96, 48, 24]
+epochs = 1'
 HEADS=(truncate pca mrl smrl smrl-ads smec)
 
 evaluate() { # arm, model

@@ -66,10 +66,11 @@ fn train(args: TrainArgs) -> Result<()> {
         );
     }
     config.head.validate(encoder.dim())?;
-    let (queries, passages, ids) = pair_vectors(&config, &backbone, &encoder)?;
+    let (queries, passages, qids, ids) = pair_vectors(&config, &backbone, &encoder)?;
     let pairs = Pairs {
         queries: &queries,
         passages: &passages,
+        query_ids: &qids,
         passage_ids: &ids,
         dim: encoder.dim(),
     };
@@ -111,13 +112,13 @@ fn train(args: TrainArgs) -> Result<()> {
 }
 
 /// The backbone's vectors of every judged (query, relevant passage) pair of the split, row
-/// for row, with the passage ids; the query and passage vectors are cached in the config's
+/// for row, with the query and passage ids; the query and passage vectors are cached in the config's
 /// cache directory and reused when model, texts and split match.
 fn pair_vectors(
     config: &CompressConfig,
     backbone: &Path,
     encoder: &TextEncoder,
-) -> Result<(Vec<f32>, Vec<f32>, Vec<String>)> {
+) -> Result<(Vec<f32>, Vec<f32>, Vec<String>, Vec<String>)> {
     let qrels = read_qrels(locate_qrels(&config.data, &config.split)?)?;
     let queries_path = locate(&config.data, "queries.jsonl")?;
     let corpus_path = locate(&config.data, "corpus.jsonl")?;
@@ -164,7 +165,7 @@ fn pair_vectors(
         TextKind::Passage,
     )?;
     let d = encoder.dim();
-    let (mut q, mut p, mut ids) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut q, mut p, mut qids, mut ids) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (qid, judged) in &qrels {
         let Some(qv) = qvec.get(qid.as_str()) else {
             continue;
@@ -173,6 +174,7 @@ fn pair_vectors(
             if let (true, Some(pv)) = (rel > 0, pvec.get(doc.as_str())) {
                 q.extend_from_slice(&qv[..d]);
                 p.extend_from_slice(&pv[..d]);
+                qids.push(qid.clone());
                 ids.push(doc.clone());
             }
         }
@@ -184,7 +186,7 @@ fn pair_vectors(
             config.data.display()
         );
     }
-    Ok((q, p, ids))
+    Ok((q, p, qids, ids))
 }
 
 /// Vectors of `texts` (id → text), from the store in `dir` when it matches `meta` and the

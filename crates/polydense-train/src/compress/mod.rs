@@ -289,13 +289,18 @@ optim_of!(MrlConfig);
 optim_of!(SmecConfig);
 
 /// Query-passage pairs as the frozen backbone embeds them: row i of `queries` is answered by
-/// row i of `passages`, whose id is `passage_ids[i]` (a passage may answer several queries).
+/// row i of `passages`, whose id is `passage_ids[i]`. A query may have several rows (one per
+/// relevant passage: XQuAD-R's pooled task judges a question's paragraph in all 11
+/// languages relevant) and a passage may answer several queries; no passage is ever a
+/// negative of a query it answers, in the batch or from the memory.
 #[derive(Debug, Clone, Copy)]
 pub struct Pairs<'a> {
     /// `[n, dim]` row-major query vectors.
     pub queries: &'a [f32],
     /// `[n, dim]` row-major passage vectors.
     pub passages: &'a [f32],
+    /// The id of each row's query.
+    pub query_ids: &'a [String],
     /// The id of each row's passage.
     pub passage_ids: &'a [String],
     /// The backbone's width.

@@ -104,9 +104,11 @@ mod tests {
             .map(|i| ((i * 5 % 11) as f32 - 5.0) / 5.0)
             .collect();
         let ids: Vec<String> = (0..n).map(|i| format!("d{i}")).collect();
+        let qids: Vec<String> = (0..n).map(|i| format!("q{i}")).collect();
         let pairs = Pairs {
             queries: &q,
             passages: &p,
+            query_ids: &qids,
             passage_ids: &ids,
             dim: d,
         };

@@ -83,8 +83,13 @@ pub fn train_linear_head(
     on_stage: &mut dyn FnMut(&StageLog, &[f32]),
 ) -> Result<(Vec<f32>, Vec<StageLog>)> {
     let d = pairs.dim;
+    let mut positives: std::collections::HashSet<(&str, &str)> = Default::default();
+    for (q, p) in pairs.query_ids.iter().zip(pairs.passage_ids) {
+        positives.insert((q.as_str(), p.as_str()));
+    }
     let mut t = Trainer {
         pairs,
+        positives,
         xq: Tensor::from_slice(pairs.queries, (pairs.len(), d), &Device::Cpu)?,
         xp: Tensor::from_slice(pairs.passages, (pairs.len(), d), &Device::Cpu)?,
         rows: (0..d)
@@ -144,6 +149,8 @@ enum Objective<'a> {
 
 struct Trainer<'a> {
     pairs: &'a Pairs<'a>,
+    /// Every (query id, passage id) that is a positive.
+    positives: std::collections::HashSet<(&'a str, &'a str)>,
     xq: Tensor,
     xp: Tensor,
     rows: Vec<Vec<f32>>,
@@ -239,13 +246,14 @@ impl Trainer<'_> {
                     self.xp.index_select(&idx, 0)?,
                 );
                 let (zq, zp) = (xq.matmul(&w.t()?)?, xp.matmul(&w.t()?)?);
-                let ids: Vec<&str> = batch
+                let qids: Vec<&str> = batch
                     .iter()
-                    .map(|&i| self.pairs.passage_ids[i].as_str())
+                    .map(|&i| self.pairs.query_ids[i].as_str())
                     .collect();
-                let allowed = in_batch_allowed(&ids)?;
+                let is_positive = |i: usize, pid: &str| self.positives.contains(&(qids[i], pid));
+                let allowed = in_batch_allowed(batch, self.pairs.passage_ids, &is_positive)?;
                 let extra_rows = match &self.queue {
-                    Some(q) => q.select(&xq, &ids, &self.xp, self.pairs.passage_ids)?,
+                    Some(q) => q.select(&xq, &is_positive, &self.xp, self.pairs.passage_ids)?,
                     None => None,
                 };
                 let ze = match &extra_rows {
@@ -366,12 +374,19 @@ impl Trainer<'_> {
     }
 }
 
-/// `[B, B]` 1 where query i may use passage j as a negative: every other pair's passage
-/// unless it is the same passage as i's positive (a paragraph that answers two questions).
-fn in_batch_allowed(ids: &[&str]) -> Result<Tensor> {
-    let b = ids.len();
+/// `[B, B]` 1 where query i may use row j's passage as a negative: every other row's passage
+/// unless it is one of query i's positives (the same paragraph answering two questions, or
+/// query i's paragraph in another language).
+fn in_batch_allowed(
+    batch: &[usize],
+    passage_ids: &[String],
+    is_positive: &dyn Fn(usize, &str) -> bool,
+) -> Result<Tensor> {
+    let b = batch.len();
     let m: Vec<u8> = (0..b)
-        .flat_map(|i| (0..b).map(move |j| u8::from(i == j || ids[i] != ids[j])))
+        .flat_map(|i| {
+            (0..b).map(move |j| u8::from(i == j || !is_positive(i, &passage_ids[batch[j]])))
+        })
         .collect();
     Ok(Tensor::from_vec(m, (b, b), &Device::Cpu)?)
 }
@@ -450,9 +465,9 @@ mod tests {
 
     /// 16-dim pairs whose signal lives in dims 12..16 (not a prefix), the rest noise; a
     /// passage id per pair, some shared.
-    fn data(n: usize, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<String>) {
+    fn data(n: usize, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<String>, Vec<String>) {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let (mut q, mut p, mut ids) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut q, mut p, mut ids, mut qids) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for i in 0..n {
             let signal: Vec<f32> = (0..4).map(|_| rng.random_range(-1.0..1.0)).collect();
             for v in [&mut q, &mut p] {
@@ -462,8 +477,9 @@ mod tests {
                 v.extend(row.iter().map(|x| x / norm));
             }
             ids.push(format!("d{}", i - i % 7 * usize::from(i % 50 == 0)));
+            qids.push(format!("q{i}"));
         }
-        (q, p, ids)
+        (q, p, ids, qids)
     }
 
     /// Top-1 accuracy of each query among all passages at `dim` through the head.
@@ -512,10 +528,11 @@ mod tests {
 
     #[test]
     fn smrl_freezes_the_rows_a_stage_drops_bit_for_bit() {
-        let (q, p, ids) = data(256, 1);
+        let (q, p, ids, qids) = data(256, 1);
         let pairs = Pairs {
             queries: &q,
             passages: &p,
+            query_ids: &qids,
             passage_ids: &ids,
             dim: 16,
         };
@@ -555,10 +572,11 @@ mod tests {
 
     #[test]
     fn ads_finds_the_dims_that_carry_the_signal() {
-        let (q, p, ids) = data(256, 2);
+        let (q, p, ids, qids) = data(256, 2);
         let pairs = Pairs {
             queries: &q,
             passages: &p,
+            query_ids: &qids,
             passage_ids: &ids,
             dim: 16,
         };
@@ -573,10 +591,11 @@ mod tests {
 
     #[test]
     fn the_matryoshka_adaptor_and_pca_beat_truncation_at_small_dims() {
-        let (q, p, ids) = data(256, 3);
+        let (q, p, ids, qids) = data(256, 3);
         let pairs = Pairs {
             queries: &q,
             passages: &p,
+            query_ids: &qids,
             passage_ids: &ids,
             dim: 16,
         };

@@ -38,26 +38,19 @@ impl Queue {
         }
     }
 
-    /// For each query (full-width `[B, dim]` vectors, with the id of its positive), the pair
-    /// rows of its `top_k` most similar queued passages whose id differs from its positive's,
-    /// flattened `B × top_k`, most similar first; `None` until the queue holds enough entries
-    /// for every query to find `top_k`.
+    /// For each query (full-width `[B, dim]` vectors), the pair rows of its `top_k` most
+    /// similar queued passages that are not among its positives (`is_positive(i, id)` for
+    /// batch query i), flattened `B × top_k`, most similar first; `None` while some query
+    /// cannot find `top_k` such entries (the queue is still filling).
     pub(crate) fn select(
         &self,
         queries: &Tensor,
-        positive_ids: &[&str],
+        is_positive: &dyn Fn(usize, &str) -> bool,
         passages: &Tensor,
         ids: &[String],
     ) -> Result<Option<Vec<usize>>> {
         let queued: Vec<usize> = self.rows.iter().copied().collect();
-        // Every id may occur for several queued rows; top_k + the most copies of one id
-        // guarantees enough entries after dropping a query's own positive.
-        let mut copies = std::collections::HashMap::<&str, usize>::new();
-        for &r in &queued {
-            *copies.entry(ids[r].as_str()).or_default() += 1;
-        }
-        let most = copies.values().copied().max().unwrap_or(0);
-        if queued.len() < self.top_k + most {
+        if queued.len() < self.top_k {
             return Ok(None);
         }
         let index = Tensor::from_vec(
@@ -67,11 +60,14 @@ impl Queue {
         )?;
         let memory = passages.index_select(&index, 0)?;
         let sims: Vec<Vec<f32>> = queries.matmul(&memory.t()?)?.to_vec2()?;
-        let mut out = Vec::with_capacity(positive_ids.len() * self.top_k);
-        for (row, own) in sims.iter().zip(positive_ids) {
+        let mut out = Vec::with_capacity(sims.len() * self.top_k);
+        for (i, row) in sims.iter().enumerate() {
             let mut order: Vec<usize> = (0..queued.len())
-                .filter(|&j| ids[queued[j]] != *own)
+                .filter(|&j| !is_positive(i, &ids[queued[j]]))
                 .collect();
+            if order.len() < self.top_k {
+                return Ok(None);
+            }
             order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
             out.extend(order[..self.top_k].iter().map(|&j| queued[j]));
         }
@@ -95,13 +91,17 @@ mod tests {
         let mut q = Queue::new(5, 2);
         q.push(&[0, 1]);
         let query = Tensor::new(&[[1f32, 0.0]], &dev).unwrap();
-        // Too few entries yet.
-        assert!(q.select(&query, &["a"], &passages, &ids).unwrap().is_none());
+        let own = |p: &'static [&'static str]| move |_: usize, id: &str| p.contains(&id);
+        // Too few entries yet once the positive is left out.
+        assert!(q.select(&query, &own(&["a"]), &passages, &ids).unwrap().is_none());
         q.push(&[2, 3, 4, 5]); // capacity 5: row 0 falls out
-        let got = q.select(&query, &["a"], &passages, &ids).unwrap().unwrap();
+        let got = q.select(&query, &own(&["a"]), &passages, &ids).unwrap().unwrap();
         // Row 3 ("a") is the most similar but is the query's own positive.
         assert_eq!(got, vec![1, 2]);
-        let got = q.select(&query, &["b"], &passages, &ids).unwrap().unwrap();
+        let got = q.select(&query, &own(&["b"]), &passages, &ids).unwrap().unwrap();
         assert_eq!(got, vec![3, 2]);
+        // A query with several positives (its paragraph in two languages) loses all of them.
+        let got = q.select(&query, &own(&["a", "b"]), &passages, &ids).unwrap().unwrap();
+        assert_eq!(got, vec![2, 4]);
     }
 }
