@@ -20,19 +20,7 @@ work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 # One example per XQuAD-R English paragraph (its first question and the paragraph), shuffled
 # once with a fixed seed; both sides then take the batches in file order, so they compute the
 # same batches.
-"$PYTHON" - "$work/train.jsonl" <<'PY'
-import json, os, random, sys
-from pathlib import Path
-data = Path(os.environ.get("POLYDENSE_DATA", Path("..") / "shared" / "data"))
-rows = []
-for a in json.loads((data / "xquad-r" / "en.json").read_text())["data"]:
-    for i, p in enumerate(a["paragraphs"]):
-        rows.append({"query_id": p["qas"][0]["id"], "query": p["qas"][0]["question"],
-            "positive_passages": [{"docid": f"{a['title']}-{i}", "text": p["context"]}]})
-random.Random(0).shuffle(rows)
-with open(sys.argv[1], "w") as out:
-    out.writelines(json.dumps(r) + "\n" for r in rows)
-PY
+"$PYTHON" bench/xquad_en_train.py "$work/train.jsonl"
 # Run by run the machine's speed drifts (shared hosts); the two sides alternate ROUNDS times
 # and the medians are compared.
 log=$(mktemp)

@@ -392,7 +392,8 @@ mod full_tests {
         assert!(p.variances[0] > p.variances[1] && p.variances[1] > p.variances[2]);
         let axis = &p.components[0..3];
         assert!(
-            (axis[0] - 0.7071).abs() < 0.01 && (axis[1] - 0.7071).abs() < 0.01,
+            (axis[0] - std::f64::consts::FRAC_1_SQRT_2).abs() < 0.01
+                && (axis[1] - std::f64::consts::FRAC_1_SQRT_2).abs() < 0.01,
             "{axis:?}"
         );
         assert!(

@@ -37,6 +37,7 @@ fn config(out: &std::path::Path, filters: Vec<FilterConfig>) -> MineConfig {
         llm: None,
         max_queries: None,
         checkpoint_every: 100,
+        negative_queries: Default::default(),
     }
 }
 

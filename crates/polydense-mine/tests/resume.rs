@@ -90,6 +90,7 @@ fn config(data: &Path, out: &Path, every: usize, llm: bool) -> MineConfig {
         }),
         max_queries: None,
         checkpoint_every: every,
+        negative_queries: Default::default(),
     }
 }
 

@@ -111,6 +111,9 @@ fn train(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// Query vectors, passage vectors (row-major), query ids and passage ids, row for row.
+type PairVectors = (Vec<f32>, Vec<f32>, Vec<String>, Vec<String>);
+
 /// The backbone's vectors of every judged (query, relevant passage) pair of the split, row
 /// for row, with the query and passage ids; the query and passage vectors are cached in the config's
 /// cache directory and reused when model, texts and split match.
@@ -118,7 +121,7 @@ fn pair_vectors(
     config: &CompressConfig,
     backbone: &Path,
     encoder: &TextEncoder,
-) -> Result<(Vec<f32>, Vec<f32>, Vec<String>, Vec<String>)> {
+) -> Result<PairVectors> {
     let qrels = read_qrels(locate_qrels(&config.data, &config.split)?)?;
     let queries_path = locate(&config.data, "queries.jsonl")?;
     let corpus_path = locate(&config.data, "corpus.jsonl")?;

@@ -163,7 +163,7 @@ fn read_dim_curves(dir: &Path) -> anyhow::Result<BTreeMap<String, Vec<DimCurve>>
             .into_iter()
             .map(|l| (l.dim, l.report.overall))
             .collect();
-        points.sort_by(|a, b| b.0.cmp(&a.0));
+        points.sort_by_key(|p| std::cmp::Reverse(p.0));
         out.entry(task)
             .or_default()
             .push(DimCurve { method, points });

@@ -93,15 +93,27 @@ mod tests {
         let query = Tensor::new(&[[1f32, 0.0]], &dev).unwrap();
         let own = |p: &'static [&'static str]| move |_: usize, id: &str| p.contains(&id);
         // Too few entries yet once the positive is left out.
-        assert!(q.select(&query, &own(&["a"]), &passages, &ids).unwrap().is_none());
+        assert!(q
+            .select(&query, &own(&["a"]), &passages, &ids)
+            .unwrap()
+            .is_none());
         q.push(&[2, 3, 4, 5]); // capacity 5: row 0 falls out
-        let got = q.select(&query, &own(&["a"]), &passages, &ids).unwrap().unwrap();
+        let got = q
+            .select(&query, &own(&["a"]), &passages, &ids)
+            .unwrap()
+            .unwrap();
         // Row 3 ("a") is the most similar but is the query's own positive.
         assert_eq!(got, vec![1, 2]);
-        let got = q.select(&query, &own(&["b"]), &passages, &ids).unwrap().unwrap();
+        let got = q
+            .select(&query, &own(&["b"]), &passages, &ids)
+            .unwrap()
+            .unwrap();
         assert_eq!(got, vec![3, 2]);
         // A query with several positives (its paragraph in two languages) loses all of them.
-        let got = q.select(&query, &own(&["a", "b"]), &passages, &ids).unwrap().unwrap();
+        let got = q
+            .select(&query, &own(&["a", "b"]), &passages, &ids)
+            .unwrap()
+            .unwrap();
         assert_eq!(got, vec![2, 4]);
     }
 }

@@ -58,7 +58,7 @@ impl MatryoshkaConfig {
                 ),
             ));
         }
-        if self.weights.iter().any(|w| !(*w >= 0.0)) {
+        if self.weights.iter().any(|w| w.is_nan() || *w < 0.0) {
             return Err(TrainError::config("loss.weights", "must be at least 0"));
         }
         InfoNceConfig {
