@@ -10,6 +10,8 @@
 #   smrl          SMEC with SMRL only (prefix selection), 4 stages × 1 epoch (same steps)
 #   smrl-ads      + ADS (Gumbel top-k selection and the rank loss)
 #   smec          + S-XBM (queue 4096, top-8): the full method
+#   smrl-sxbm     SMRL + S-XBM without ADS, and smrl-ads-norank ADS without the rank loss:
+#                 which part of ADS costs what
 #   mrl-encoder   e5-small fine-tuned with the Matryoshka loss (40 steps of 16 queries with
 #                 one BM25 negative, the demo's budget), then truncated
 # Each run is compared with `mrl` at 96 and 48 dims by the paired randomization test, overall
@@ -65,7 +67,16 @@ sxbm = false'
 head_config smec 'kind = "smec"
 dims = [192, 96, 48, 24]
 epochs = 1'
-HEADS=(truncate pca mrl smrl smrl-ads smec)
+head_config smrl-sxbm 'kind = "smec"
+dims = [192, 96, 48, 24]
+epochs = 1
+ads = false'
+head_config smrl-ads-norank 'kind = "smec"
+dims = [192, 96, 48, 24]
+epochs = 1
+rank_weight = 0.0
+sxbm = false'
+HEADS=(truncate pca mrl smrl smrl-ads smec smrl-sxbm smrl-ads-norank)
 
 evaluate() { # arm, model
   for task in paragraph lareqa; do
@@ -107,5 +118,9 @@ for arm in "${HEADS[@]}" mrl-encoder; do
     done
   done
 done
+# The same index in int8 (a scale per dim): quality and size against f32.
+[ -f $W/eval/smrl-int8/paragraph/dims.json ] || $PD retrieve --model $W/heads/smrl/model \
+  --data $PAR/all --split test --k 100 --max-length 256 --dims $DIMS --dtype int8 \
+  --cache $W/cache-paragraph-backbone --out $W/eval/smrl-int8/paragraph
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$W/load.txt"
 python3 bench/smec_ablation_report.py "$W" "${HEADS[@]}" mrl-encoder | tee "$W/summary.md"

@@ -46,5 +46,16 @@ for task in ["paragraph", "lareqa"]:
         print(f"| {a} | " + " | ".join(f"{per[l]['ndcg@10']:.3f}" for l in langs) + " |")
     sizes = {r["dim"]: r["index_bytes"] for r in load(w / "eval" / "truncate" / task / "dims.json")}
     print("\nindex size (f32): " + ", ".join(f"{d}: {sizes[d] / 2**20:.2f} MiB" for d in dims))
+int8 = w / "eval" / "smrl-int8" / "paragraph" / "dims.json"
+if int8.exists():
+    f32 = {r["dim"]: r for r in load(w / "eval" / "smrl" / "paragraph" / "dims.json")}
+    print("\n## smrl's index in int8 against f32 (paragraph)\n")
+    print("| dim | nDCG@10 f32 | nDCG@10 int8 | size f32 | size int8 |")
+    print("|---|---|---|---|---|")
+    for r in load(int8):
+        a = f32[r["dim"]]
+        print(f"| {r['dim']} | {a['report']['overall']['ndcg@10']:.4f} | "
+              f"{r['report']['overall']['ndcg@10']:.4f} | {a['index_bytes'] / 2**20:.2f} MiB | "
+              f"{r['index_bytes'] / 2**20:.2f} MiB |")
 print()
 print((w / "load.txt").read_text())
