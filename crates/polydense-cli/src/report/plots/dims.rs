@@ -1,5 +1,5 @@
-//! Quality against embedding dimension: one curve per compression method, on a log₂ axis of
-//! dims (each halving is one step to the left).
+//! Quality against embedding dimension: one curve per compression method, the dims evenly
+//! spaced in order (halvings are equal steps) and labelled with their values.
 
 use plotters::prelude::*;
 
@@ -11,18 +11,21 @@ const H: u32 = 460;
 
 /// nDCG@10 (or `metric`) at each dim of every method in `curves`, all evaluated on `task`.
 pub fn quality_by_dim(task: &str, curves: &[DimCurve], metric: &str) -> anyhow::Result<Png> {
+    let mut dims: Vec<usize> = curves
+        .iter()
+        .flat_map(|c| c.points.iter().map(|p| p.0))
+        .collect();
+    dims.sort_unstable();
+    dims.dedup();
+    let at = |d: usize| dims.binary_search(&d).unwrap_or(0) as f64;
     let points = |c: &DimCurve| -> Vec<(f64, f64)> {
         c.points
             .iter()
-            .filter_map(|(d, m)| Some(((*d as f64).log2(), m.get(metric)?)))
+            .filter_map(|(d, m)| Some((at(*d), m.get(metric)?)))
             .collect()
     };
     let all: Vec<(f64, f64)> = curves.iter().flat_map(points).collect();
-    let (xlo, xhi) = all
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
-            (a.min(p.0), b.max(p.0))
-        });
+    let (xlo, xhi) = (0.0, dims.len().saturating_sub(1) as f64);
     let (ylo, yhi) = all
         .iter()
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
@@ -39,14 +42,16 @@ pub fn quality_by_dim(task: &str, curves: &[DimCurve], metric: &str) -> anyhow::
             .map_err(plot_err)?;
         chart
             .configure_mesh()
-            .x_desc("dimensions (log scale)")
+            .x_desc("dimensions")
             .y_desc(metric)
             .axis_desc_style(font(15))
             .label_style(font(13))
-            .x_labels(12)
+            .x_labels(dims.len().max(2))
             .y_labels(7)
-            .x_label_formatter(&|v| match (v - v.round()).abs() < 1e-6 {
-                true => format!("{}", 2f64.powf(v.round()) as u64),
+            .x_label_formatter(&|v| match (v - v.round()).abs() < 1e-6 && *v >= 0.0 {
+                true => dims
+                    .get(v.round() as usize)
+                    .map_or(String::new(), usize::to_string),
                 false => String::new(),
             })
             .y_label_formatter(&|v| tick(*v))
@@ -74,8 +79,7 @@ pub fn quality_by_dim(task: &str, curves: &[DimCurve], metric: &str) -> anyhow::
             task.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
         ),
         caption: format!(
-            "{metric} of each method at each embedding dimension on {task}; dims not on a power \
-             of two sit between the labelled ticks."
+            "{metric} of each method at each embedding dimension on {task} (dims evenly spaced in order)."
         ),
         bytes,
     })
