@@ -22,6 +22,7 @@ use super::gumbel::{gumbel_top_k, softmax};
 use super::sxbm::Queue;
 use super::{OptimConfig, Pairs, SmecConfig};
 use crate::error::Result;
+use crate::loss::log_sum_exp;
 use crate::optimizer::{linear_lr, AdamW, AdamWConfig, HostGrads};
 
 /// How the stages run.
@@ -419,14 +420,7 @@ fn contrastive(
         let se = q.unsqueeze(1)?.broadcast_mul(&ev)?.sum(D::Minus1)?;
         scores = Tensor::cat(&[&scores, &se], 1)?;
     }
-    let scores = (scores / tau)?;
-    let max = scores.max_keepdim(D::Minus1)?.detach();
-    let lse = (scores
-        .broadcast_sub(&max)?
-        .exp()?
-        .sum_keepdim(D::Minus1)?
-        .log()?
-        + max)?;
+    let lse = log_sum_exp(&(scores / tau)?)?;
     Ok((lse - (positive / tau)?)?.mean_all()?)
 }
 
@@ -443,14 +437,7 @@ fn rank_loss(
         |m: &Tensor| -> Result<Tensor> { Ok((view(zq, m)?.matmul(&view(zp, m)?.t()?)? / tau)?) };
     let teacher = softmax(&sims(parent)?.detach())?;
     let s = sims(child)?;
-    let max = s.max_keepdim(D::Minus1)?.detach();
-    let log_child = s.broadcast_sub(
-        &(s.broadcast_sub(&max)?
-            .exp()?
-            .sum_keepdim(D::Minus1)?
-            .log()?
-            + max)?,
-    )?;
+    let log_child = s.broadcast_sub(&log_sum_exp(&s)?)?;
     let log_teacher = (teacher.clone() + 1e-12)?.log()?;
     Ok((teacher * (log_teacher - log_child)?)?
         .sum(D::Minus1)?
@@ -465,7 +452,22 @@ mod tests {
 
     /// 16-dim pairs whose signal lives in dims 12..16 (not a prefix), the rest noise; a
     /// passage id per pair, some shared.
-    fn data(n: usize, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<String>, Vec<String>) {
+    /// Query vectors, passage vectors, passage ids and query ids.
+    struct Data(Vec<f32>, Vec<f32>, Vec<String>, Vec<String>);
+
+    impl Data {
+        fn pairs(&self) -> Pairs<'_> {
+            Pairs {
+                queries: &self.0,
+                passages: &self.1,
+                query_ids: &self.3,
+                passage_ids: &self.2,
+                dim: 16,
+            }
+        }
+    }
+
+    fn data(n: usize, seed: u64) -> Data {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let (mut q, mut p, mut ids, mut qids) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for i in 0..n {
@@ -479,7 +481,7 @@ mod tests {
             ids.push(format!("d{}", i - i % 7 * usize::from(i % 50 == 0)));
             qids.push(format!("q{i}"));
         }
-        (q, p, ids, qids)
+        Data(q, p, ids, qids)
     }
 
     /// Top-1 accuracy of each query among all passages at `dim` through the head.
@@ -528,14 +530,8 @@ mod tests {
 
     #[test]
     fn smrl_freezes_the_rows_a_stage_drops_bit_for_bit() {
-        let (q, p, ids, qids) = data(256, 1);
-        let pairs = Pairs {
-            queries: &q,
-            passages: &p,
-            query_ids: &qids,
-            passage_ids: &ids,
-            dim: 16,
-        };
+        let d = data(256, 1);
+        let pairs = d.pairs();
         let mut snapshots: Vec<(StageLog, Vec<f32>)> = Vec::new();
         let head = fit_head(&HeadConfig::Smec(smec(true, true)), &pairs, &mut |l, w| {
             snapshots.push((l.clone(), w.to_vec()))
@@ -572,33 +568,23 @@ mod tests {
 
     #[test]
     fn ads_finds_the_dims_that_carry_the_signal() {
-        let (q, p, ids, qids) = data(256, 2);
-        let pairs = Pairs {
-            queries: &q,
-            passages: &p,
-            query_ids: &qids,
-            passage_ids: &ids,
-            dim: 16,
-        };
+        let d = data(256, 2);
+        let (q, p) = (d.0.as_slice(), d.1.as_slice());
+        let pairs = d.pairs();
         let head = fit_head(&HeadConfig::Smec(smec(true, false)), &pairs, &mut |_, _| {}).unwrap();
         let kept = &head.stages.last().unwrap().kept;
         let signal = kept.iter().filter(|&&r| r >= 12).count();
         assert!(signal >= 3, "kept {kept:?}");
         let truncate = fit_head(&HeadConfig::Truncate(NoKeys {}), &pairs, &mut |_, _| {}).unwrap();
-        let (a, t) = (accuracy(&head, &q, &p, 4), accuracy(&truncate, &q, &p, 4));
+        let (a, t) = (accuracy(&head, q, p, 4), accuracy(&truncate, q, p, 4));
         assert!(a > t + 0.3, "smec {a} vs truncation {t}");
     }
 
     #[test]
     fn the_matryoshka_adaptor_and_pca_beat_truncation_at_small_dims() {
-        let (q, p, ids, qids) = data(256, 3);
-        let pairs = Pairs {
-            queries: &q,
-            passages: &p,
-            query_ids: &qids,
-            passage_ids: &ids,
-            dim: 16,
-        };
+        let d = data(256, 3);
+        let (q, p) = (d.0.as_slice(), d.1.as_slice());
+        let pairs = d.pairs();
         let mrl = HeadConfig::Mrl(MrlConfig {
             dims: vec![16, 8, 4],
             batch_size: 32,
@@ -609,16 +595,16 @@ mod tests {
         let mrl = fit_head(&mrl, &pairs, &mut |_, _| {}).unwrap();
         let pca = fit_head(&HeadConfig::Pca(NoKeys {}), &pairs, &mut |_, _| {}).unwrap();
         let truncate = fit_head(&HeadConfig::Truncate(NoKeys {}), &pairs, &mut |_, _| {}).unwrap();
-        let t = accuracy(&truncate, &q, &p, 4);
+        let t = accuracy(&truncate, q, p, 4);
         assert!(
-            accuracy(&mrl, &q, &p, 4) > t + 0.3,
+            accuracy(&mrl, q, p, 4) > t + 0.3,
             "{} vs {t}",
-            accuracy(&mrl, &q, &p, 4)
+            accuracy(&mrl, q, p, 4)
         );
         assert!(
-            accuracy(&pca, &q, &p, 4) > t + 0.3,
+            accuracy(&pca, q, p, 4) > t + 0.3,
             "{} vs {t}",
-            accuracy(&pca, &q, &p, 4)
+            accuracy(&pca, q, p, 4)
         );
     }
 }

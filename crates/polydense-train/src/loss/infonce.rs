@@ -74,14 +74,7 @@ impl InfoNce {
                 Tensor::full(f32::NEG_INFINITY, s.shape(), s.device())?.to_dtype(s.dtype())?;
             scores = Tensor::cat(&[&scores, &extra.allowed.where_cond(&s, &excluded)?], 1)?;
         }
-        // The row maximum only shifts the log-sum-exp for stability; it carries no gradient.
-        let max = scores.max_keepdim(D::Minus1)?.detach();
-        let lse = (scores
-            .broadcast_sub(&max)?
-            .exp()?
-            .sum_keepdim(D::Minus1)?
-            .log()?
-            + &max)?;
+        let lse = super::log_sum_exp(&scores)?;
         // The positive's score, picked from the in-batch columns (a product with a one-hot row
         // would turn the memory's -inf entries into NaN).
         let (b, cols) = in_batch.dims2()?;

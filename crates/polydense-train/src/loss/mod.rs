@@ -171,6 +171,18 @@ impl LossConfig {
     }
 }
 
+/// Row-wise `log Σ exp` of `[B, N]` scores, `[B, 1]`, stable: the row maximum is subtracted
+/// first and carries no gradient (`-inf` entries drop out).
+pub fn log_sum_exp(scores: &Tensor) -> candle_core::Result<Tensor> {
+    let max = scores.max_keepdim(candle_core::D::Minus1)?.detach();
+    scores
+        .broadcast_sub(&max)?
+        .exp()?
+        .sum_keepdim(candle_core::D::Minus1)?
+        .log()?
+        + max
+}
+
 /// A loss value as f64, whatever the tensor's dtype.
 pub fn scalar(t: &Tensor) -> Result<f64> {
     Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?)
