@@ -6,8 +6,9 @@
 //! deterministic tie-breaking (score descending, then doc id ascending). [`kmeans`] clusters
 //! embeddings for the clustered batch samplers (ICT), on the CPU or a candle device, and
 //! [`pca`] projects them onto a plane for plots or onto every principal axis (the PCA
-//! compression baseline). [`quantized`] stores a compressed index as f16 or int8 and
-//! searches it exactly.
+//! compression baseline). [`quantized`] compresses a matrix to f16 or int8 and searches it
+//! exactly; [`quantized_store`] keeps such a matrix on disk, and [`dense_index`] opens
+//! either kind of store behind one search.
 //!
 //! ```
 //! use polydense_index::{EmbeddingStore, ExactSearch, RowId, StoreWriter};
@@ -23,16 +24,20 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod dense_index;
 pub mod error;
 pub mod exact;
 pub mod kmeans;
 pub mod pca;
 pub mod quantized;
+pub mod quantized_store;
 pub mod store;
 
+pub use dense_index::DenseIndex;
 pub use error::{IndexError, Result};
 pub use exact::{ExactSearch, Hit};
 pub use kmeans::{kmeans, kmeans_on, KMeans, KMeansConfig};
 pub use pca::{pca_2d, Pca, Pca2d};
 pub use quantized::{QuantizedMatrix, VectorDtype};
+pub use quantized_store::QuantizedStore;
 pub use store::{write_store, EmbeddingStore, RowId, StoreMetadata, StoreWriter};

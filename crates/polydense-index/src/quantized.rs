@@ -2,6 +2,7 @@
 //! dimension, searched exactly by dequantising a block of rows at a time, so a compressed
 //! index costs its stored size in memory plus one block.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use half::f16;
@@ -10,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{IndexError, Result};
 use crate::exact::{ExactSearch, Hit};
+use crate::store::StoreMetadata;
 
 /// How each value is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -193,9 +195,9 @@ impl QuantizedMatrix {
             .collect())
     }
 
-    /// Writes the matrix as safetensors (`embeddings` in its dtype, `scales` for int8),
-    /// atomically.
-    pub fn save(&self, path: &Path) -> Result<()> {
+    /// Writes the matrix as safetensors (`embeddings` in its dtype, `scales` for int8, and
+    /// `metadata` in the header), atomically.
+    pub fn save(&self, path: &Path, metadata: &StoreMetadata) -> Result<()> {
         let shape = vec![self.rows, self.dim];
         let (dtype, bytes): (Dtype, Vec<u8>) = match &self.values {
             Values::F32(v) => (Dtype::F32, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
@@ -213,15 +215,25 @@ impl QuantizedMatrix {
             views.push((SCALES, view));
         }
         let tmp = path.with_extension("tmp");
-        safetensors::serialize_to_file(views, None, &tmp).map_err(fmt)?;
+        let header: HashMap<String, String> = metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        safetensors::serialize_to_file(views, Some(header), &tmp).map_err(fmt)?;
         std::fs::rename(&tmp, path).map_err(|e| IndexError::io(path, e))?;
         Ok(())
     }
 
-    /// Reads a matrix written by [`QuantizedMatrix::save`].
-    pub fn load(path: &Path) -> Result<Self> {
+    /// Reads a matrix written by [`QuantizedMatrix::save`], with its header metadata.
+    pub fn load(path: &Path) -> Result<(Self, StoreMetadata)> {
         let bytes = std::fs::read(path).map_err(|e| IndexError::io(path, e))?;
         let fmt = |e: safetensors::SafeTensorError| IndexError::format(path, e.to_string());
+        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(fmt)?;
+        let metadata: StoreMetadata = header
+            .metadata()
+            .as_ref()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
         let st = safetensors::SafeTensors::deserialize(&bytes).map_err(fmt)?;
         let t = st.tensor(VALUES).map_err(fmt)?;
         let [rows, dim] = t.shape() else {
@@ -260,7 +272,15 @@ impl QuantizedMatrix {
                 )))
             }
         };
-        Ok(QuantizedMatrix { dim, rows, values })
+        if let Values::Int8 { scales, .. } = &values {
+            if scales.len() != dim {
+                return Err(IndexError::format(
+                    path,
+                    format!("{} scales for {dim} dimensions", scales.len()),
+                ));
+            }
+        }
+        Ok((QuantizedMatrix { dim, rows, values }, metadata))
     }
 }
 
@@ -304,8 +324,9 @@ mod tests {
         for dtype in [VectorDtype::F32, VectorDtype::F16, VectorDtype::Int8] {
             let m = QuantizedMatrix::quantize(&corpus, dim, dtype).unwrap();
             let path = dir.path().join(format!("{dtype}.safetensors"));
-            m.save(&path).unwrap();
-            assert_eq!(QuantizedMatrix::load(&path).unwrap(), m);
+            let meta = StoreMetadata::from([("model".to_string(), "e5".to_string())]);
+            m.save(&path, &meta).unwrap();
+            assert_eq!(QuantizedMatrix::load(&path).unwrap(), (m.clone(), meta));
             assert_eq!(m.dtype(), dtype);
         }
         let f32m = QuantizedMatrix::quantize(&corpus, dim, VectorDtype::F32).unwrap();

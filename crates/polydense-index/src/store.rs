@@ -501,19 +501,22 @@ impl EmbeddingStore {
     /// For each row, the rank of its id in byte-wise ascending id order, so the search can
     /// break score ties by id without comparing strings in its inner loop.
     pub fn id_ranks(&self) -> &[u32] {
-        self.id_ranks.get_or_init(|| {
-            let mut order: Vec<u32> = (0..self.n as u32).collect();
-            order.sort_by(|&a, &b| self.ids[a as usize].id.cmp(&self.ids[b as usize].id));
-            let mut ranks = vec![0u32; self.n];
-            for (rank, &row) in order.iter().enumerate() {
-                ranks[row as usize] = rank as u32;
-            }
-            ranks
-        })
+        self.id_ranks.get_or_init(|| id_ranks(&self.ids))
     }
 }
 
-fn read_ids(dir: &Path) -> Result<Vec<RowId>> {
+/// For each row, the rank of its id in byte-wise ascending id order.
+pub(crate) fn id_ranks(ids: &[RowId]) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..ids.len() as u32).collect();
+    order.sort_by(|&a, &b| ids[a as usize].id.cmp(&ids[b as usize].id));
+    let mut ranks = vec![0u32; ids.len()];
+    for (rank, &row) in order.iter().enumerate() {
+        ranks[row as usize] = rank as u32;
+    }
+    ranks
+}
+
+pub(crate) fn read_ids(dir: &Path) -> Result<Vec<RowId>> {
     let jsonl = dir.join(IDS_FILE);
     let (path, is_json) = if jsonl.is_file() {
         (jsonl, true)

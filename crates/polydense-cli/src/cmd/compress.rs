@@ -1,6 +1,8 @@
 //! `polydense compress train`: fit a compression head (truncate, pca, mrl, smec) on a frozen
 //! backbone's vectors of a BEIR split's (query, positive) pairs, and write the backbone with
 //! the head as a model directory that `encode`, `search` and `retrieve` use with `--dim`.
+//! `polydense compress quantize`: store an encoded index as f16 or int8, which `search`
+//! opens like any other.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -9,7 +11,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use polydense_data::atomic::write_atomic;
 use polydense_data::beir::{load_corpus, load_queries, locate, locate_qrels, read_qrels};
-use polydense_index::{write_store, EmbeddingStore, RowId, StoreMetadata};
+use polydense_index::{
+    write_store, DenseIndex, EmbeddingStore, QuantizedStore, RowId, StoreMetadata, VectorDtype,
+};
 use polydense_model::{TextEncoder, TextKind};
 use polydense_train::compress::{fit_head, save_head_model, CompressConfig, Pairs};
 
@@ -20,6 +24,22 @@ use super::encode::{fingerprint, passage_text, progress_bar, EncoderArgs};
 pub enum Command {
     /// Train a compression head on a frozen encoder and save the model with it.
     Train(TrainArgs),
+    /// Store an embedding index as f16 or int8 (a scale per dim) for `search`.
+    Quantize(QuantizeArgs),
+}
+
+/// Flags of `polydense compress quantize`.
+#[derive(clap::Args)]
+pub struct QuantizeArgs {
+    /// An embedding store written by `polydense encode --corpus` (any --dim).
+    #[arg(long, value_name = "DIR")]
+    pub index: PathBuf,
+    /// How to store each value: f16, or int8 with a scale per dimension.
+    #[arg(long, default_value = "int8")]
+    pub dtype: VectorDtype,
+    /// The directory to write the compressed store to.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 /// Flags of `polydense compress train`.
@@ -40,7 +60,32 @@ pub struct TrainArgs {
 pub fn run(command: Command) -> Result<()> {
     match command {
         Command::Train(a) => train(a),
+        Command::Quantize(a) => quantize(a),
     }
+}
+
+fn quantize(args: QuantizeArgs) -> Result<()> {
+    let source = EmbeddingStore::open(&args.index)
+        .with_context(|| format!("opening the embedding index in {}", args.index.display()))?;
+    QuantizedStore::write(&source, &args.out, args.dtype)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    let before = DenseIndex::F32(source);
+    let after = DenseIndex::open(&args.out)?;
+    let mib = |b: f64| b / (1u64 << 20) as f64;
+    println!(
+        "{} rows × {} dims: f32 {:.2} MiB on disk, {:.2} MiB of vectors → {} {:.2} MiB on \
+         disk, {:.2} MiB in memory ({:.1}× smaller); wrote {}",
+        after.len(),
+        after.dim(),
+        mib(before.disk_bytes()? as f64),
+        mib(before.vector_bytes() as f64),
+        after.dtype(),
+        mib(after.disk_bytes()? as f64),
+        mib(after.vector_bytes() as f64),
+        before.vector_bytes() as f64 / after.vector_bytes().max(1) as f64,
+        args.out.display()
+    );
+    Ok(())
 }
 
 fn train(args: TrainArgs) -> Result<()> {

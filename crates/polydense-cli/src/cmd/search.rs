@@ -1,11 +1,11 @@
 //! `polydense search`: encode queries and find their exact inner-product top-k in an
-//! embedding store, written as a TREC run.
+//! embedding store (f32, or f16/int8 from `compress quantize`), written as a TREC run.
 
 use super::encode::{progress_bar, EncoderArgs};
 use anyhow::{bail, Context, Result};
 use polydense_data::beir::read_queries;
 use polydense_data::{Query, Run};
-use polydense_index::{EmbeddingStore, ExactSearch};
+use polydense_index::{DenseIndex, ExactSearch};
 use polydense_model::{TextEncoder, TextKind};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -17,7 +17,7 @@ pub struct Args {
     /// that encoded the index.
     #[arg(long, value_name = "DIR|NAME")]
     pub model: String,
-    /// An embedding store written by `polydense encode --corpus`.
+    /// An embedding store written by `polydense encode --corpus` or `compress quantize`.
     #[arg(long, value_name = "DIR")]
     pub index: PathBuf,
     /// A BEIR queries.jsonl (plain or .gz).
@@ -52,7 +52,7 @@ pub struct SearchStats {
 pub fn search_queries(
     encoder: &TextEncoder,
     queries: &[Query],
-    store: &EmbeddingStore,
+    store: &DenseIndex,
     k: usize,
     block: usize,
 ) -> Result<(Run, SearchStats)> {
@@ -83,7 +83,7 @@ pub fn search_queries(
             .to_vec1::<f32>()?;
         stats.encode_seconds += t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let hits = search.search_store(&vecs, store)?;
+        let hits = store.search(&search, &vecs)?;
         stats.search_seconds += t.elapsed().as_secs_f64();
         for (q, hits) in chunk.iter().zip(hits) {
             let ranked = hits
@@ -106,9 +106,10 @@ pub fn search_queries(
     Ok((run, stats))
 }
 
-/// Opens a store, warning when it was encoded by another model than `model_dir`.
-pub fn open_store(dir: &Path, model_dir: &Path) -> Result<EmbeddingStore> {
-    let store = EmbeddingStore::open(dir)
+/// Opens a store of any dtype, logging its size and warning when it was encoded by another
+/// model than `model_dir`.
+pub fn open_store(dir: &Path, model_dir: &Path) -> Result<DenseIndex> {
+    let store = DenseIndex::open(dir)
         .with_context(|| format!("opening the embedding index in {}", dir.display()))?;
     let ours = model_dir
         .canonicalize()
@@ -121,6 +122,15 @@ pub fn open_store(dir: &Path, model_dir: &Path) -> Result<EmbeddingStore> {
             );
         }
     }
+    tracing::info!(
+        "index {}: {} rows × {} dims, {}, {:.2} MiB on disk, {:.2} MiB of vectors in memory",
+        dir.display(),
+        store.len(),
+        store.dim(),
+        store.dtype(),
+        store.disk_bytes()? as f64 / (1u64 << 20) as f64,
+        store.vector_bytes() as f64 / (1u64 << 20) as f64
+    );
     Ok(store)
 }
 
@@ -150,6 +160,8 @@ mod tests {
     enum Cmd {
         Encode(super::super::encode::Args),
         Search(Args),
+        #[command(subcommand)]
+        Compress(super::super::compress::Command),
     }
 
     const FIXTURE: &str = concat!(
@@ -178,7 +190,7 @@ mod tests {
         {
             super::super::encode::run(a).unwrap();
         }
-        let store = EmbeddingStore::open(&idx).unwrap();
+        let store = polydense_index::EmbeddingStore::open(&idx).unwrap();
         assert_eq!(store.len(), 6);
         assert_eq!(store.ids()[3].lang.as_deref(), Some("de"));
         let r = run_path.to_str().unwrap();
@@ -198,16 +210,53 @@ mod tests {
         ]) {
             run(a).unwrap();
         }
-        let written = polydense_data::trec::read_run(&run_path).unwrap();
-        assert_eq!(written.len(), 4, "every query, judged or not, is searched");
-        for (q, d) in [("q1", "d1"), ("q2", "d2"), ("q3", "d4"), ("q4", "d6")] {
-            let hits = &written[q];
-            assert_eq!(hits.len(), 2);
-            let best = hits
-                .iter()
-                .max_by(|a, b| a.1.total_cmp(&b.1))
-                .map(|h| h.0.as_str());
-            assert_eq!(best, Some(d), "{q}: {hits:?}");
+        // The same index in int8: `search` opens it like the f32 one and ranks alike.
+        let q8 = dir.join("index-int8");
+        if let Cmd::Compress(c) = parse(&[
+            "x",
+            "compress",
+            "quantize",
+            "--index",
+            i,
+            "--dtype",
+            "int8",
+            "--out",
+            q8.to_str().unwrap(),
+        ]) {
+            super::super::compress::run(c).unwrap();
+        }
+        let q8_store = DenseIndex::open(&q8).unwrap();
+        assert_eq!(q8_store.dtype(), polydense_index::VectorDtype::Int8);
+        assert_eq!(q8_store.vector_bytes(), 6 * store.dim() + 4 * store.dim());
+        let q8_run = dir.join("run-int8.trec");
+        if let Cmd::Search(a) = parse(&[
+            "x",
+            "search",
+            "--model",
+            m,
+            "--index",
+            q8.to_str().unwrap(),
+            "--queries",
+            &queries,
+            "--out",
+            q8_run.to_str().unwrap(),
+            "--k",
+            "2",
+        ]) {
+            run(a).unwrap();
+        }
+        for path in [&run_path, &q8_run] {
+            let written = polydense_data::trec::read_run(path).unwrap();
+            assert_eq!(written.len(), 4, "every query, judged or not, is searched");
+            for (q, d) in [("q1", "d1"), ("q2", "d2"), ("q3", "d4"), ("q4", "d6")] {
+                let hits = &written[q];
+                assert_eq!(hits.len(), 2);
+                let best = hits
+                    .iter()
+                    .max_by(|a, b| a.1.total_cmp(&b.1))
+                    .map(|h| h.0.as_str());
+                assert_eq!(best, Some(d), "{}: {q}: {hits:?}", path.display());
+            }
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }
