@@ -12,7 +12,9 @@
 mod build;
 mod source;
 
-pub use build::{build, prepare, PrepareOptions, Relevance, Summary, Task, Variant, VariantSpec};
+pub use build::{
+    build, prepare, PrepareOptions, Relevance, Summary, Task, Variant, VariantSpec, ARTICLE_OF_ID,
+};
 pub use source::{fetch, Article, Paragraph, ParagraphText, Question, Source};
 
 /// The 11 languages of XQuAD-R, in the order the dataset lists them.

@@ -161,7 +161,7 @@ impl QueryError {
 
 /// trec_eval stores scores as C `float` and compares them as numbers: this maps the f32 to
 /// an integer with the same order, where -0.0 and 0.0 are equal (they tie in C too).
-fn sort_key(score: f64) -> u32 {
+pub(crate) fn sort_key(score: f64) -> u32 {
     let bits = ((score as f32) + 0.0).to_bits();
     if bits & 0x8000_0000 != 0 {
         !bits
@@ -171,7 +171,7 @@ fn sort_key(score: f64) -> u32 {
 }
 
 /// trec_eval's order: higher score first; equal scores by docid in descending byte order.
-fn precedes(a_key: u32, a_doc: &str, b_key: u32, b_doc: &str) -> bool {
+pub(crate) fn precedes(a_key: u32, a_doc: &str, b_key: u32, b_doc: &str) -> bool {
     match a_key.cmp(&b_key) {
         Ordering::Greater => true,
         Ordering::Less => false,

@@ -58,6 +58,7 @@
 
 pub mod error;
 pub mod evaluate;
+pub mod first_hit;
 pub mod langs;
 pub mod metric;
 pub mod report;
@@ -66,6 +67,7 @@ pub mod stream;
 
 pub use error::EvalError;
 pub use evaluate::{evaluate, EvalOptions, MissingQueries, PerQuery};
+pub use first_hit::{first_hit_table, first_hits, FirstHitCounts, FirstHits};
 pub use langs::read_query_langs;
 pub use metric::{parse_metrics, Measure, Metric, DEFAULT_METRICS};
 pub use report::{MetricValues, QueryCounts, Report};

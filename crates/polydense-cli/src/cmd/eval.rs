@@ -1,12 +1,13 @@
 //! `polydense eval`: score a TREC run against qrels (overall and per language), or compare
 //! two runs with a paired randomization test.
 
+use super::first_hit::{Evaluation, FirstHitArgs};
 use anyhow::{bail, Context, Result};
 use polydense_data::atomic::write_atomic;
 use polydense_data::qrels::read_any;
 use polydense_data::Qrels;
 use polydense_eval::{
-    comparison_table, evaluate_run_file, parse_metrics, randomization_test,
+    comparison_table, evaluate_run_file, first_hit_table, parse_metrics, randomization_test,
     randomization_test_per_lang, read_query_langs, EvalOptions, FileScores, MissingQueries,
     PerQuery, Report, TestOptions, DEFAULT_METRICS,
 };
@@ -56,6 +57,12 @@ pub struct ScoreArgs {
     /// (queries without `lang` report under "und").
     #[arg(long, value_name = "QUERIES_JSONL")]
     pub per_lang: Option<PathBuf>,
+    #[command(flatten)]
+    pub first_hit: FirstHitArgs,
+    /// The BEIR corpus.jsonl whose `lang` fields give the documents' languages for
+    /// --first-hit.
+    #[arg(long, value_name = "CORPUS_JSONL", requires = "first_hit")]
+    pub corpus: Option<PathBuf>,
 }
 
 /// Flags shared by scoring and comparing.
@@ -146,7 +153,36 @@ fn score(args: ScoreArgs) -> Result<()> {
         None => None,
     };
     let report = Report::new(&scores, langs.as_ref());
-    emit(&report, &args.common, || report.to_table())
+    let first_hit = match args.first_hit.first_hit {
+        false => None,
+        true => {
+            let (Some(_), Some(corpus)) = (&args.per_lang, &args.corpus) else {
+                bail!(
+                    "--first-hit needs --per-lang QUERIES_JSONL and --corpus CORPUS_JSONL \
+                     for the languages of the queries and the documents"
+                );
+            };
+            let run = polydense_data::trec::read_run(&run_path)?;
+            let doc_langs = read_query_langs(corpus)?;
+            let query_langs = langs.clone().unwrap_or_default();
+            if doc_langs.is_empty() {
+                tracing::warn!("{} gives no document a `lang`", corpus.display());
+            }
+            args.first_hit
+                .analyse(&qrels, &run, &query_langs, &doc_langs)
+        }
+    };
+    let out = Evaluation {
+        report: &report,
+        first_hit: first_hit.as_ref(),
+    };
+    emit(&out, &args.common, || {
+        let mut text = report.to_table();
+        if let Some(f) = &first_hit {
+            text += &first_hit_table(f);
+        }
+        text
+    })
 }
 
 /// Scores one run file, refusing an evaluation of nothing and saying which queries were

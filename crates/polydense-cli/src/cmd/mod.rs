@@ -6,6 +6,7 @@ pub mod data;
 pub mod demo;
 pub mod encode;
 pub mod eval;
+pub mod first_hit;
 pub mod llm;
 pub mod mine;
 pub mod model;

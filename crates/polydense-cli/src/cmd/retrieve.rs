@@ -7,14 +7,18 @@
 //! one cache (`--cache`) and evaluating another head encodes nothing.
 
 use super::encode::{encode_file, progress_bar, store_metadata, EncodeStats, EncoderArgs};
+use super::first_hit::{Evaluation, FirstHitArgs};
 use super::search::SearchStats;
 use anyhow::{bail, Context, Result};
 use polydense_data::atomic::write_atomic;
 use polydense_data::beir::{load_queries, locate, locate_qrels, read_qrels_checked};
 use polydense_data::{Query, Run};
-use polydense_eval::{evaluate, parse_metrics, EvalOptions, Report, DEFAULT_METRICS};
+use polydense_eval::{
+    evaluate, first_hit_table, parse_metrics, EvalOptions, FirstHits, Report, DEFAULT_METRICS,
+};
 use polydense_index::{
-    write_store, EmbeddingStore, ExactSearch, QuantizedMatrix, RowId, StoreMetadata, VectorDtype,
+    search_within_lang, write_store, EmbeddingStore, ExactSearch, QuantizedMatrix, RowId,
+    StoreMetadata, VectorDtype,
 };
 use polydense_model::{TextEncoder, TextKind};
 use serde::Serialize;
@@ -60,6 +64,13 @@ pub struct Args {
     /// runs of heads on the same backbone can share one.
     #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
+    /// Search each query only among the documents in its language: the monolingual task on
+    /// a pooled corpus (give it qrels that judge only same-language documents), reusing the
+    /// pooled corpus's cached vectors.
+    #[arg(long)]
+    pub same_lang: bool,
+    #[command(flatten)]
+    pub first_hit: FirstHitArgs,
     #[command(flatten)]
     pub encoder: EncoderArgs,
 }
@@ -80,6 +91,9 @@ struct Summary<'a> {
     /// Bytes of the searched corpus vectors in that dtype.
     index_bytes: usize,
     report: &'a Report,
+    /// What each query's first hit is (with --first-hit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_hit: Option<&'a FirstHits>,
 }
 
 /// One dim's line in `dims.json`.
@@ -210,14 +224,48 @@ pub fn run(args: Args) -> Result<()> {
         .iter()
         .filter_map(|q| q.lang.clone().map(|l| (q.id.clone(), l)))
         .collect();
+    let doc_langs: BTreeMap<String, String> = store
+        .ids()
+        .iter()
+        .filter_map(|r| r.lang.clone().map(|l| (r.id.clone(), l)))
+        .collect();
+    if args.same_lang && (langs.len() < queries.len() || doc_langs.len() < store.len()) {
+        bail!(
+            "--same-lang needs a `lang` on every query and document; {} of {} queries and {} \
+             of {} documents have one",
+            langs.len(),
+            queries.len(),
+            doc_langs.len(),
+            store.len()
+        );
+    }
     let several = !args.dims.is_empty();
     let mut results = Vec::new();
     for &d in &dims {
         let qd = prefix(&queries_m, full, d, normalize);
-        let index =
-            QuantizedMatrix::quantize(&prefix(&corpus_m, full, d, normalize), d, args.dtype)?;
+        let corpus_d = prefix(&corpus_m, full, d, normalize);
+        let index = QuantizedMatrix::quantize(&corpus_d, d, args.dtype)?;
         let t = std::time::Instant::now();
-        let hits = index.search(&ExactSearch::new(args.k), &qd, Some(store.id_ranks()))?;
+        let search = ExactSearch::new(args.k);
+        let hits = match args.same_lang {
+            false => index.search(&search, &qd, Some(store.id_ranks()))?,
+            true => {
+                let row_langs: Vec<Option<&str>> =
+                    store.ids().iter().map(|r| r.lang.as_deref()).collect();
+                let query_langs: Vec<Option<&str>> =
+                    queries.iter().map(|q| q.lang.as_deref()).collect();
+                search_within_lang(
+                    &search,
+                    &corpus_d,
+                    &row_langs,
+                    store.id_ranks(),
+                    &qd,
+                    &query_langs,
+                    d,
+                    args.dtype,
+                )?
+            }
+        };
         let search_seconds = t.elapsed().as_secs_f64();
         let mut run = Run::new();
         for (q, hits) in queries.iter().zip(hits) {
@@ -236,7 +284,12 @@ pub fn run(args: Args) -> Result<()> {
         let scores = evaluate(&qrels, &run, &metrics, &EvalOptions::default())
             .with_context(|| format!("evaluating {}", run_path.display()))?;
         let report = Report::new(&scores, (!langs.is_empty()).then_some(&langs));
-        let json = serde_json::to_string_pretty(&report)?;
+        let first_hit = args.first_hit.analyse(&qrels, &run, &langs, &doc_langs);
+        let evaluation = Evaluation {
+            report: &report,
+            first_hit: first_hit.as_ref(),
+        };
+        let json = serde_json::to_string_pretty(&evaluation)?;
         write_atomic(dir.join("metrics.json"), |w| writeln!(w, "{json}"))?;
         let summary = Summary {
             model: model_dir.display().to_string(),
@@ -254,6 +307,7 @@ pub fn run(args: Args) -> Result<()> {
             dtype: args.dtype,
             index_bytes: index.bytes(),
             report: &report,
+            first_hit: first_hit.as_ref(),
         };
         let json = serde_json::to_string_pretty(&summary)?;
         write_atomic(dir.join("summary.json"), |w| writeln!(w, "{json}"))?;
@@ -265,6 +319,9 @@ pub fn run(args: Args) -> Result<()> {
             );
         }
         print!("{}", report.to_table());
+        if let Some(f) = &first_hit {
+            print!("{}", first_hit_table(f));
+        }
         tracing::info!("wrote {} and metrics.json", run_path.display());
         results.push((d, index.bytes(), report));
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use polydense_data::atomic::write_atomic;
-use polydense_data::xquad::LANGUAGES;
+use polydense_data::xquad::{ARTICLE_OF_ID, LANGUAGES};
 use polydense_train::{InfoNceConfig, LossConfig, TrainConfig};
 
 use super::devset;
@@ -155,6 +155,9 @@ pub fn stages(out: &Path, s: &Settings) -> Result<Vec<Step>> {
             &METRICS,
             &"--max-length",
             &max_length,
+            &"--first-hit",
+            &"--group",
+            &ARTICLE_OF_ID,
             &"--out",
             &dir,
         ])

@@ -21,6 +21,9 @@ pub struct EvalReport {
     /// The same per language code; empty when the evaluation had no language map.
     #[serde(default)]
     pub per_lang: BTreeMap<String, MetricValues>,
+    /// What each query's first hit is, when evaluated with `--first-hit`.
+    #[serde(default)]
+    pub first_hit: Option<polydense_eval::FirstHits>,
 }
 
 /// A dev-set evaluation during training.

@@ -283,6 +283,7 @@ pub fn test(page: &mut Page, inputs: &RunInputs, out: &mut Vec<Png>) -> anyhow::
         .map(|m| metric_row(m, systems, |s| s.report.overall.get(m)))
         .collect();
     page.table(&header, &rows);
+    first_hits(page, systems);
     let mut langs: Vec<&String> = systems
         .iter()
         .flat_map(|s| s.report.per_lang.keys())
@@ -312,6 +313,51 @@ pub fn test(page: &mut Page, inputs: &RunInputs, out: &mut Vec<Png>) -> anyhow::
         page.table(&header, &rows);
     }
     Ok(())
+}
+
+/// What each system ranks first, for the systems evaluated with `--first-hit`: a model can
+/// gain recall while losing its top hit, or rank another language's wrong paragraph first.
+fn first_hits(page: &mut Page, systems: &[System]) {
+    let with: Vec<(&str, &polydense_eval::FirstHitCounts)> = systems
+        .iter()
+        .filter_map(|s| Some((s.name.as_str(), &s.report.first_hit.as_ref()?.overall)))
+        .collect();
+    if with.is_empty() {
+        return;
+    }
+    page.subheading("First hit of each judged query");
+    let header: Vec<String> = std::iter::once("first hit".to_string())
+        .chain(with.iter().map(|(n, _)| n.to_string()))
+        .collect();
+    type Get = fn(&polydense_eval::FirstHitCounts) -> usize;
+    let mut kinds: Vec<(&str, Get)> = vec![
+        ("relevant, query's language", |c| c.relevant_same_lang),
+        ("relevant, another language", |c| c.relevant_other_lang),
+        ("wrong, query's language", |c| c.wrong_same_lang),
+        ("wrong, another language", |c| c.wrong_other_lang),
+    ];
+    if with
+        .iter()
+        .any(|(_, c)| c.wrong_same_group + c.wrong_other_group > 0)
+    {
+        kinds.push(("wrong, same group", |c| c.wrong_same_group));
+        kinds.push(("wrong, another group", |c| c.wrong_other_group));
+    }
+    let rows: Vec<Vec<Cell>> = kinds
+        .iter()
+        .map(|(name, get)| {
+            std::iter::once(Cell::Text(name.to_string()))
+                .chain(with.iter().map(|(_, c)| {
+                    Cell::Num(format!(
+                        "{} ({:.1}%)",
+                        get(c),
+                        100.0 * get(c) as f64 / c.queries.max(1) as f64
+                    ))
+                }))
+                .collect()
+        })
+        .collect();
+    page.table(&header, &rows);
 }
 
 /// The mining stats of the training file: counts and score histograms.

@@ -150,6 +150,10 @@ pub struct Variant {
     pub qrels: BTreeMap<Split, Qrels>,
 }
 
+/// A regex whose first group is the article of a paragraph or sentence id of [`doc_id`]'s
+/// form, for analyses that group documents by article (`eval --first-hit --group`).
+pub const ARTICLE_OF_ID: &str = r"^[ps]-[a-z]+-(\d+)-";
+
 /// Ids are unique across languages and say where a passage comes from: `p-de-03-02` is
 /// paragraph 2 of article 3 in German, `s-de-03-02-1` its sentence 1.
 fn doc_id(task: Task, lang: &str, a: usize, p: usize, sentence: usize) -> String {
