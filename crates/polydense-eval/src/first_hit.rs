@@ -173,13 +173,7 @@ mod tests {
         put("q-en-e", &[("p-en-1", 0.5), ("p-zh-1", 0.500_000_000_1)]);
         put("q-en-f", &[]);
         put("q-unjudged", &[("p-en-1", 1.0)]);
-        let hits = first_hits(
-            &qrels,
-            &run,
-            |q| lang_of(q),
-            |d| lang_of(d),
-            |d| group_of(d),
-        );
+        let hits = first_hits(&qrels, &run, lang_of, lang_of, group_of);
         let o = hits.overall;
         assert_eq!(o.queries, 6);
         assert_eq!((o.relevant_same_lang, o.relevant_other_lang), (1, 2));
@@ -196,7 +190,7 @@ mod tests {
         assert!(table.contains("first hit of 6 judged queries"), "{table}");
         assert!(table.contains("wrong, same group"), "{table}");
         // Without groups, no group rows.
-        let plain = first_hits(&qrels, &run, |q| lang_of(q), |d| lang_of(d), |_| None);
+        let plain = first_hits(&qrels, &run, lang_of, lang_of, |_| None);
         assert_eq!(
             plain.overall.wrong_same_group + plain.overall.wrong_other_group,
             0
