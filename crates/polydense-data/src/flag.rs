@@ -56,6 +56,7 @@ impl FlagExample {
             score,
             source: None,
             query: query.cloned(),
+            lang: None,
             stage_scores: Default::default(),
         };
         let at = |v: &Option<Vec<f64>>, i: usize| v.as_ref().and_then(|s| s.get(i).copied());

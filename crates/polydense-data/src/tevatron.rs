@@ -1,7 +1,7 @@
 //! Training examples in the Tevatron jsonl layout, which Mr.TyDi and MIRACL also publish their
 //! training data in: `query_id, query, positive_passages[{docid,title,text}],
-//! negative_passages[...]`, plus polydense's optional `lang`, and a `score`, `source` and
-//! `query` on a passage.
+//! negative_passages[...]`, plus polydense's optional `lang`, and a `score`, `source`,
+//! `query` and `lang` on a passage.
 
 use crate::error::{DataError, Result};
 use crate::jsonl::{de_id, de_null_as_empty, read_jsonl, write_jsonl_checked};
@@ -39,6 +39,8 @@ struct PassageLine {
     #[serde(default)]
     query: Option<String>,
     #[serde(default)]
+    lang: Option<String>,
+    #[serde(default)]
     stage_scores: std::collections::BTreeMap<String, f64>,
 }
 
@@ -57,6 +59,7 @@ impl From<PassageLine> for TrainPassage {
             score: p.score,
             source: p.source,
             query: p.query,
+            lang: p.lang,
             stage_scores: p.stage_scores,
         }
     }

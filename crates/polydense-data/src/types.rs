@@ -46,6 +46,10 @@ pub struct TrainPassage {
     pub source: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query: Option<String>,
+    /// ISO language of the passage, when the corpus gave one, so training can choose which
+    /// language's copy of a multilingual positive to draw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lang: Option<String>,
     /// Scores later mining stages gave a negative, by `stage.field` (an LLM judge's
     /// `llm_judge.hardness`, `rag_select.score`), kept for the report.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

@@ -60,6 +60,7 @@ pub fn passage(d: &Document) -> TrainPassage {
         docid: d.id.clone(),
         title: d.title.clone(),
         text: d.text.clone(),
+        lang: d.lang.clone(),
         ..TrainPassage::default()
     }
 }

@@ -62,12 +62,40 @@ pub struct Collator {
     pub negatives: usize,
     /// The run's seed.
     pub seed: u64,
+    /// Probability of drawing the positive in the query's language when the example has one
+    /// and others (see `TrainConfig::same_lang_positive`); None: uniform.
+    pub same_lang_positive: Option<f64>,
 }
 
 /// Mixed into the seed so the negative draws do not share a stream with data order.
 const NEGATIVE_STREAM: u64 = 0x6e65_6761_7469_7665;
 
 impl Collator {
+    /// The index of the positive to draw: uniform, or with `same_lang_positive` the one in
+    /// the query's language with that probability and one of the others otherwise. An
+    /// example without a positive in its language, or with only that one, draws uniformly.
+    fn positive(&self, ex: &TrainExample, rng: &mut ChaCha8Rng) -> usize {
+        let n = ex.positive_passages.len();
+        let own = self.same_lang_positive.and_then(|p| {
+            let lang = ex.lang.as_deref()?;
+            let i = ex
+                .positive_passages
+                .iter()
+                .position(|d| d.lang.as_deref() == Some(lang))?;
+            Some((p, i))
+        });
+        match own {
+            Some((p, i)) if n > 1 => match rng.random_bool(p.clamp(0.0, 1.0)) {
+                true => i,
+                false => {
+                    let j = rng.random_range(0..n - 1);
+                    j + usize::from(j >= i)
+                }
+            },
+            _ => rng.random_range(0..n),
+        }
+    }
+
     /// The batch of examples `batch` at step `step`. An example with too few negatives
     /// repeats them; one with none borrows random other examples' positives.
     pub fn collate(&self, examples: &[TrainExample], batch: &[usize], step: u64) -> TrainBatch {
@@ -99,7 +127,7 @@ impl Collator {
                     .map(|p| p.docid.clone())
                     .collect(),
             );
-            let pos = &ex.positive_passages[rng.random_range(0..ex.positive_passages.len())];
+            let pos = &ex.positive_passages[self.positive(ex, &mut rng)];
             push(&mut out, pos, None);
             if n == 0 {
                 continue;
@@ -159,6 +187,7 @@ mod tests {
         let c = Collator {
             negatives: 2,
             seed: 3,
+            same_lang_positive: None,
         };
         let b = c.collate(&examples, &[0, 1], 7);
         assert_eq!(b.group, 3);
@@ -183,5 +212,53 @@ mod tests {
         assert_eq!(b.negative_queries.len(), expected_q0 + borrowed);
         // The same step draws the same batch; another step may not.
         assert_eq!(c.collate(&examples, &[0, 1], 7), b);
+    }
+
+    #[test]
+    fn the_query_language_positive_is_drawn_at_the_asked_rate() {
+        let pos = |id: &str, lang: &str| TrainPassage {
+            lang: Some(lang.into()),
+            ..passage(id, None)
+        };
+        let ex = TrainExample {
+            query_id: "q".into(),
+            query: "q".into(),
+            lang: Some("de".into()),
+            positive_passages: vec![pos("p-en", "en"), pos("p-de", "de"), pos("p-zh", "zh")],
+            ..TrainExample::default()
+        };
+        let examples = vec![ex];
+        let share = |p: Option<f64>| {
+            let c = Collator {
+                negatives: 0,
+                seed: 1,
+                same_lang_positive: p,
+            };
+            let draws: Vec<String> = (0..3000)
+                .map(|s| c.collate(&examples, &[0], s).passage_ids[0].clone())
+                .collect();
+            let de = draws.iter().filter(|d| *d == "p-de").count() as f64 / 3000.0;
+            let zh = draws.iter().filter(|d| *d == "p-zh").count() as f64 / 3000.0;
+            (de, zh)
+        };
+        let (de, _) = share(None);
+        assert!((de - 1.0 / 3.0).abs() < 0.04, "uniform: {de}");
+        let (de, zh) = share(Some(0.8));
+        assert!((de - 0.8).abs() < 0.03, "{de}");
+        assert!((zh - 0.1).abs() < 0.03, "the others share the rest: {zh}");
+        assert_eq!(share(Some(1.0)).0, 1.0);
+        assert_eq!(share(Some(0.0)).0, 0.0);
+        // Without a positive in the query's language the draw stays uniform.
+        let mut other = examples.clone();
+        other[0].lang = Some("fr".into());
+        let c = Collator {
+            negatives: 0,
+            seed: 1,
+            same_lang_positive: Some(1.0),
+        };
+        let ids: std::collections::BTreeSet<String> = (0..200)
+            .map(|s| c.collate(&other, &[0], s).passage_ids[0].clone())
+            .collect();
+        assert_eq!(ids.len(), 3);
     }
 }

@@ -463,6 +463,7 @@ impl Trainer {
         Collator {
             negatives: self.config.negatives,
             seed: self.state.seed,
+            same_lang_positive: self.config.same_lang_positive,
         }
         .collate(&self.examples, batch, step)
     }

@@ -55,6 +55,8 @@ overrides! {
     towers: Towers,
     /// Hard negatives per query.
     negatives: usize,
+    /// Probability of the positive in the query's language (0-1); unset uniform.
+    same_lang_positive: f64,
     /// Queries per batch.
     batch_size: usize,
     /// GradCache chunk size; 0 off.

@@ -60,6 +60,14 @@ pub struct TrainConfig {
     pub towers: Towers,
     /// Hard negatives per query, drawn from the example's negative_passages.
     pub negatives: usize,
+    /// Probability that a step draws the positive in the query's language (the passage's
+    /// `lang` in the training file) when an example has one among several, as multilingual
+    /// pooled data has (a paragraph in 11 languages); otherwise a positive in another
+    /// language. Unset: uniform over the positives (the query's language 1 time in 11 there),
+    /// which with same-language BM25 negatives teaches that the query's own language is
+    /// probably wrong.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub same_lang_positive: Option<f64>,
     /// Queries per batch; each brings one positive and `negatives` hard negatives.
     pub batch_size: usize,
     /// GradCache chunk size (texts per forward pass with a graph); 0 encodes the whole
@@ -138,6 +146,7 @@ impl Default for TrainConfig {
             dev_split: "dev".into(),
             towers: Towers::Shared,
             negatives: 1,
+            same_lang_positive: None,
             batch_size: 32,
             grad_cache_chunk: 0,
             max_query_length: 64,
@@ -236,6 +245,14 @@ impl TrainConfig {
                 "epochs",
                 "set epochs or max_steps above 0",
             ));
+        }
+        if let Some(p) = self.same_lang_positive {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(TrainError::config(
+                    "same_lang_positive",
+                    format!("{p} is not a probability (0 to 1)"),
+                ));
+            }
         }
         if !(0.0..1.0).contains(&self.beta1) || !(0.0..1.0).contains(&self.beta2) {
             return Err(TrainError::config("beta1", "β1 and β2 must lie in [0, 1)"));
