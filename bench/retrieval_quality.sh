@@ -3,8 +3,9 @@
 # paragraph task (all 11 languages in one corpus, the demo's test), the monolingual paragraph
 # task (each query searched among its own language's paragraphs, qrels holding only the
 # same-language paragraph) and, for the arms in LAREQA_ARMS, the LAReQA sentence pool.
-# Every arm starts from e5-small with the demo's training file, seed and batch, and changes
-# one setting at a time (ARMS below). Each is compared with zero-shot by the paired
+# Every arm starts from e5-small with the demo's training file (mined again by the demo's
+# config, so its passages carry their language), seed and batch, and changes one setting at
+# a time (ARM below). Each is compared with zero-shot by the paired
 # randomization test, overall and per language, and its first hits are broken down.
 #
 # It builds on a finished `polydense demo` (its data, negatives and, for the zero-shot and
@@ -51,22 +52,32 @@ cp $W/mono-qrels-test.tsv $MONO/qrels/test.tsv
 LAR=$W/lareqa
 [ -f $LAR/all/corpus.jsonl ] || $PD data prepare xquad-r --task lareqa --no-per-language --out $LAR
 
-# The arms: name and the lines of the demo's train.toml they replace.
+# The demo's BM25 negatives, mined again: the same draws, and each passage's language.
+if [ ! -f $W/train.jsonl ]; then
+  sed "s#^output = .*#output = \"$(realpath -m $W/train.jsonl)\"#" $DEMO/configs/mine-bm25.toml > $W/configs/mine.toml
+  $PD mine --config $W/configs/mine.toml 2> $W/mine.log
+fi
+
+# The arms: name and the keys of the demo's train.toml they set.
 declare -A ARM
 ARM[lr1e-5-t0.02]='lr = 0.00001|temperature = 0.02'
 ARM[lr1e-5-t0.02-neg0]='lr = 0.00001|temperature = 0.02|negatives = 0'
 ARM[lr1e-5-t0.01]='lr = 0.00001|temperature = 0.01'
 ARM[lr5e-6-t0.02]='lr = 0.000005|temperature = 0.02'
-ORDER=(zero-shot demo lr1e-5-t0.02 lr1e-5-t0.02-neg0 lr1e-5-t0.01 lr5e-6-t0.02)
+ARM[lr1e-5-t0.02-same0.5]='lr = 0.00001|temperature = 0.02|same_lang_positive = 0.5'
+ORDER=(zero-shot demo lr1e-5-t0.02 lr1e-5-t0.02-same0.5 lr1e-5-t0.02-neg0 lr1e-5-t0.01 lr5e-6-t0.02)
 RUN_ARMS=(${ARMS:-${ORDER[@]}})
 LAREQA_ARMS=${LAREQA_ARMS:-"zero-shot demo lr1e-5-t0.02"}
 
 train_arm() { # name
   local cfg=$W/configs/$1.toml
   cp $DEMO/configs/train.toml $cfg
-  sed -i "s#^out_dir = .*#out_dir = \"$W/train/$1\"#" $cfg
+  sed -i "s#^out_dir = .*#out_dir = \"$W/train/$1\"#; s#^train_file = .*#train_file = \"$(realpath $W/train.jsonl)\"#" $cfg
   IFS='|' read -ra sets <<< "${ARM[$1]}"
-  for s in "${sets[@]}"; do sed -i "s#^${s%% =*} = .*#$s#" $cfg; done
+  for s in "${sets[@]}"; do
+    if grep -q "^${s%% =*} = " $cfg; then sed -i "s#^${s%% =*} = .*#$s#" $cfg
+    else sed -i "/^negatives = /a $s" $cfg; fi
+  done
   local resume=(); [ -f $W/train/$1/checkpoints/latest ] && resume=(--resume)
   [ -f $W/train/$1/model/config.json ] || $PD train --config $cfg "${resume[@]}" 2> $W/train-$1.log
 }
