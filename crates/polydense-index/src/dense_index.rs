@@ -7,7 +7,7 @@ use crate::error::{IndexError, Result};
 use crate::exact::{ExactSearch, Hit};
 use crate::quantized::VectorDtype;
 use crate::quantized_store::{QuantizedStore, QUANTIZED_FILE};
-use crate::store::{EmbeddingStore, RowId, StoreMetadata, EMBEDDINGS_FILE};
+use crate::store::{EmbeddingStore, RowId, StoreMetadata, EMBEDDINGS_FILE, IDS_FILE};
 
 /// An opened dense index: the f32 store (memory-mapped) or a quantized one (in memory).
 #[derive(Debug)]
@@ -99,8 +99,8 @@ impl DenseIndex {
     pub fn disk_bytes(&self) -> Result<u64> {
         let dir = self.dir();
         let files: &[&str] = match self {
-            DenseIndex::F32(_) => &[EMBEDDINGS_FILE, "ids.jsonl"],
-            DenseIndex::Quantized(_) => &[QUANTIZED_FILE, "ids.jsonl"],
+            DenseIndex::F32(_) => &[EMBEDDINGS_FILE, IDS_FILE],
+            DenseIndex::Quantized(_) => &[QUANTIZED_FILE, IDS_FILE],
         };
         let mut total = 0;
         for f in files {
