@@ -103,10 +103,17 @@ fn full_run(dir: &Path) {
     for (i, s) in SYSTEMS.iter().enumerate() {
         let r = eval_report(0.3 + 0.1 * i as f64);
         // The zero-shot one in the summary shape that `polydense retrieve` writes.
-        let r = match *s {
+        let mut r = match *s {
             "zero-shot" => json!({"model": "e5-small", "report": r}),
             _ => r,
         };
+        // The fine-tuned system was evaluated with --first-hit.
+        if *s == "fine-tuned" {
+            let counts = json!({"queries": 40, "relevant_same_lang": 21, "relevant_other_lang": 9,
+                "wrong_same_lang": 6, "wrong_other_lang": 4, "wrong_same_group": 3,
+                "wrong_other_group": 7, "empty": 0});
+            r["first_hit"] = json!({"overall": counts, "per_lang": {"de": counts}});
+        }
         write(&dir.join(format!("eval/test/{s}.json")), &r.to_string());
     }
     let clusters: String = [
@@ -164,6 +171,9 @@ fn a_full_run_directory_gives_one_self_contained_page() {
             "system {s} in the tables"
         );
     }
+    // The first-hit table, for the one system evaluated with --first-hit.
+    assert!(html.contains("First hit of each judged query"));
+    assert!(html.contains("21 (52.5%)") && html.contains("wrong, same group"));
     for l in LANGS {
         assert!(
             html.contains(&format!("<td>{l}</td>")),
