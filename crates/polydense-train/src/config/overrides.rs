@@ -56,7 +56,12 @@ impl TrainConfig {
     /// what the command line must offer a flag for.
     pub fn keys() -> Vec<String> {
         let mut keys = BTreeSet::new();
-        let defaults = serde_json::to_value(TrainConfig::default()).expect("defaults serialise");
+        // The defaults, with every optional key set so that it serialises and is listed.
+        let with_options = TrainConfig {
+            same_lang_positive: Some(0.5),
+            ..TrainConfig::default()
+        };
+        let defaults = serde_json::to_value(with_options).expect("defaults serialise");
         for (k, v) in defaults.as_object().expect("a struct") {
             if PLAIN_TABLES.contains(&k.as_str()) {
                 for field in v.as_object().expect("a table").keys() {
