@@ -65,9 +65,10 @@ ARM[lr1e-5-t0.02-neg0]='lr = 0.00001|temperature = 0.02|negatives = 0'
 ARM[lr1e-5-t0.01]='lr = 0.00001|temperature = 0.01'
 ARM[lr5e-6-t0.02]='lr = 0.000005|temperature = 0.02'
 ARM[lr1e-5-t0.02-same0.5]='lr = 0.00001|temperature = 0.02|same_lang_positive = 0.5'
-ORDER=(zero-shot demo lr1e-5-t0.02 lr1e-5-t0.02-same0.5 lr1e-5-t0.02-neg0 lr1e-5-t0.01 lr5e-6-t0.02)
+ARM[lr5e-6-t0.01]='lr = 0.000005|temperature = 0.01'
+ORDER=(zero-shot demo lr1e-5-t0.02 lr1e-5-t0.02-same0.5 lr1e-5-t0.02-neg0 lr1e-5-t0.01 lr5e-6-t0.02 lr5e-6-t0.01)
 RUN_ARMS=(${ARMS:-${ORDER[@]}})
-LAREQA_ARMS=${LAREQA_ARMS:-"zero-shot demo lr1e-5-t0.02"}
+LAREQA_ARMS=${LAREQA_ARMS:-"zero-shot demo lr1e-5-t0.02 lr5e-6-t0.02"}
 
 train_arm() { # name
   local cfg=$W/configs/$1.toml
