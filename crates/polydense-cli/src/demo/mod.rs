@@ -112,13 +112,39 @@ fn remove_path(p: &PathBuf) -> Result<()> {
     result.with_context(|| format!("removing the stale {}", p.display()))
 }
 
-/// The command line as a user would paste it.
+/// The command line as a user would paste it into a POSIX shell: an argument with a
+/// character the shell would read (a space, a regex's parentheses, a quote) is single-quoted.
 fn shell_words(argv: &[String]) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./,:=@%+".contains(c);
     argv.iter()
-        .map(|a| match a.contains(|c: char| c.is_whitespace()) {
-            true => format!("'{a}'"),
-            false => a.clone(),
+        .map(|a| match !a.is_empty() && a.chars().all(plain) {
+            true => a.clone(),
+            false => format!("'{}'", a.replace('\'', r"'\''")),
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_words;
+
+    #[test]
+    fn arguments_the_shell_would_read_are_quoted() {
+        let argv: Vec<String> = [
+            "retrieve",
+            "--group",
+            r"^[ps]-[a-z]+-(\d+)-",
+            "a b",
+            "it's",
+            "",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            shell_words(&argv),
+            r"retrieve --group '^[ps]-[a-z]+-(\d+)-' 'a b' 'it'\''s' ''"
+        );
+    }
 }
