@@ -28,10 +28,7 @@ RUNS=${RUNS:-runs}
 EXAMPLES=${EXAMPLES:-96}
 SPLIT=${SPLIT:-test}
 ARMS=${ARMS:-"dpr-bm ict-p ict-q sac acr sac-acr"}
-if [ -z "${POLYDENSE:-}" ]; then
-  cargo build --release -p polydense-cli
-  POLYDENSE=${CARGO_TARGET_DIR:-target}/release/polydense
-fi
+. bench/polydense.sh
 PD=$POLYDENSE
 ICT=$RUNS/ict
 DATA=$ICT/data

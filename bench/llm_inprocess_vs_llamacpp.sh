@@ -21,10 +21,7 @@ OUT=${OUT:-runs/bench-llm}
 MODEL=${POLYDENSE_HOME:-$HOME/.cache/polydense}/models/smollm2/model.gguf
 SYSTEM="You are a careful assistant for building search training data."
 [ -f "$MODEL" ] || { echo "missing $MODEL: run ./scripts/setup --assets" >&2; exit 1; }
-if [ -z "${POLYDENSE:-}" ]; then
-  cargo build --release -p polydense-cli
-  POLYDENSE=${CARGO_TARGET_DIR:-target}/release/polydense
-fi
+. bench/polydense.sh
 PY=$(scripts/llamacpp-env | tail -n1)
 mkdir -p "$OUT"
 quant=(); [ "$REQUANTIZE" = 1 ] || quant=(--no-requantize)

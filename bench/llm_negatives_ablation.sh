@@ -31,10 +31,7 @@ DEPTH=${DEPTH:-12}
 N=${N:-4}
 STEPS=${STEPS:-50}
 ARMS=${ARMS:-"bm25 judge gen rag"}
-if [ -z "${POLYDENSE:-}" ]; then
-  cargo build --release -p polydense-cli
-  POLYDENSE=${CARGO_TARGET_DIR:-target}/release/polydense
-fi
+. bench/polydense.sh
 PD=$POLYDENSE
 DATA=data/xquad-r/paragraph
 mkdir -p "$OUT"

@@ -14,10 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs}
-if [ -z "${POLYDENSE:-}" ]; then
-  cargo build --release -p polydense-cli
-  POLYDENSE=${CARGO_TARGET_DIR:-target}/release/polydense
-fi
+. bench/polydense.sh
 PD=$POLYDENSE
 W=$RUNS/smec
 S=$W/sweep
