@@ -58,6 +58,7 @@ impl FlagExample {
             query: query.cloned(),
             lang: None,
             stage_scores: Default::default(),
+            perturbation: None,
         };
         let at = |v: &Option<Vec<f64>>, i: usize| v.as_ref().and_then(|s| s.get(i).copied());
         TrainExample {

@@ -42,6 +42,8 @@ struct PassageLine {
     lang: Option<String>,
     #[serde(default)]
     stage_scores: std::collections::BTreeMap<String, f64>,
+    #[serde(default)]
+    perturbation: Option<String>,
 }
 
 fn de_null_as_default<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(
@@ -61,6 +63,7 @@ impl From<PassageLine> for TrainPassage {
             query: p.query,
             lang: p.lang,
             stage_scores: p.stage_scores,
+            perturbation: p.perturbation,
         }
     }
 }

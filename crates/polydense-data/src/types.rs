@@ -54,6 +54,10 @@ pub struct TrainPassage {
     /// `llm_judge.hardness`, `rag_select.score`), kept for the report.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub stage_scores: BTreeMap<String, f64>,
+    /// How a generated negative was written from its positive (`numeric 1889→1893`), so the
+    /// report and the adversarial filter can tell the perturbations apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub perturbation: Option<String>,
 }
 
 impl TrainPassage {
