@@ -19,11 +19,14 @@
 //! margin = 0.95
 //! ```
 
+use crate::adversarial::AdversarialRule;
 use crate::bm25::RankWindow;
 use crate::error::{MineError, Result};
 use crate::false_negative::{MarginMode, Reference};
 use crate::llm_generate::LlmGenerateConfig;
 use crate::llm_judge::LlmJudgeConfig;
+use crate::llm_perturb::LlmPerturbConfig;
+use crate::perturb::PerturbConfig;
 use crate::rag_select::RagSelectConfig;
 use crate::sample::Sampling;
 use polydense_llm::LlmConfig;
@@ -225,6 +228,21 @@ impl Default for Bm25MinerConfig {
 pub enum GeneratorConfig {
     /// Query-conditioned hard negatives written by the LLM.
     LlmGenerate(LlmGenerateConfig),
+    /// The positive rewritten by rules: numbers, names, negation (AXL-ICT, offline).
+    Perturb(PerturbConfig),
+    /// The positive rewritten by the LLM, one prompt per perturbation (AXL-ICT).
+    LlmPerturb(LlmPerturbConfig),
+}
+
+impl GeneratorConfig {
+    /// The `source` tag of what it writes.
+    pub fn name(&self) -> &str {
+        match self {
+            GeneratorConfig::LlmGenerate(g) => &g.name,
+            GeneratorConfig::Perturb(p) => &p.name,
+            GeneratorConfig::LlmPerturb(p) => &p.name,
+        }
+    }
 }
 
 /// One filter.
@@ -257,6 +275,8 @@ pub enum FilterConfig {
     /// An LLM scores each candidate with its nearest other negatives as context; the best
     /// fraction per query is kept.
     RagSelect(RagSelectConfig),
+    /// A retriever keeps the hardest generated negatives (AXL-ICT).
+    Adversarial(AdversarialRule),
 }
 
 fn default_margin() -> f32 {
@@ -323,6 +343,9 @@ impl MineConfig {
                         j.min_hardness
                     )));
                 }
+                FilterConfig::Adversarial(a) => {
+                    a.validate().map_err(|e| bad(format!("adversarial: {e}")))?;
+                }
                 FilterConfig::RagSelect(r)
                     if !(r.keep_fraction > 0.0 && r.keep_fraction <= 1.0) =>
                 {
@@ -334,15 +357,34 @@ impl MineConfig {
                 _ => {}
             }
         }
-        for GeneratorConfig::LlmGenerate(g) in &self.generators {
-            if g.n == 0 || !(0.0..=1.0).contains(&g.max_overlap) {
-                return Err(bad(format!(
-                    "generator `{}`: n must be ≥ 1 and max_overlap within 0-1",
-                    g.name
-                )));
+        for g in &self.generators {
+            match g {
+                GeneratorConfig::LlmGenerate(g)
+                    if g.n == 0 || !(0.0..=1.0).contains(&g.max_overlap) =>
+                {
+                    return Err(bad(format!(
+                        "generator `{}`: n must be ≥ 1 and max_overlap within 0-1",
+                        g.name
+                    )));
+                }
+                GeneratorConfig::LlmPerturb(p)
+                    if p.kinds.is_empty() || !(0.0..=1.0).contains(&p.max_overlap) =>
+                {
+                    return Err(bad(format!(
+                        "generator `{}`: needs at least one kind and max_overlap within 0-1",
+                        p.name
+                    )));
+                }
+                GeneratorConfig::Perturb(p) if p.kinds.is_empty() || p.per_kind == 0 => {
+                    return Err(bad(format!(
+                        "generator `{}`: needs at least one kind and per_kind ≥ 1",
+                        p.name
+                    )));
+                }
+                _ => {}
             }
-            if self.miners.iter().any(|m| m.name() == g.name) {
-                return Err(bad(format!("generator `{}` has a miner's name", g.name)));
+            if self.miners.iter().any(|m| m.name() == g.name()) {
+                return Err(bad(format!("generator `{}` has a miner's name", g.name())));
             }
         }
         if self.checkpoint_every == 0 {
@@ -354,7 +396,10 @@ impl MineConfig {
     /// Whether a stage asks the LLM (so `[llm]` is opened).
     pub fn uses_llm(&self) -> bool {
         self.negative_queries.llm
-            || !self.generators.is_empty()
+            || self
+                .generators
+                .iter()
+                .any(|g| !matches!(g, GeneratorConfig::Perturb(_)))
             || self
                 .filters
                 .iter()

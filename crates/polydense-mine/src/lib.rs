@@ -18,17 +18,21 @@
 //! let _dedup = DedupFilter { by_id: true, by_text: true };
 //! ```
 
+pub mod adversarial;
 pub mod bm25;
 pub mod checkpoint;
 pub mod config;
 pub mod dedup;
 pub mod dense;
+pub mod embedder;
 pub mod error;
 pub mod false_negative;
 pub mod llm_generate;
 pub mod llm_judge;
+pub mod llm_perturb;
 pub mod llm_stage;
 pub mod negative_queries;
+pub mod perturb;
 pub mod pipeline;
 pub mod progress;
 pub mod rag_select;
@@ -37,6 +41,7 @@ pub mod stage;
 pub mod stats;
 pub mod totals;
 
+pub use adversarial::{AdversarialFilter, AdversarialMode, AdversarialRule, Scored, Verdict};
 pub use bm25::{Bm25Miner, RankWindow};
 pub use checkpoint::run_config;
 pub use config::{
@@ -44,16 +49,19 @@ pub use config::{
 };
 pub use dedup::DedupFilter;
 pub use dense::DenseMiner;
+pub use embedder::{Embedder, EncoderEmbedder};
 pub use error::{MineError, Result};
 pub use false_negative::{FalseNegativeFilter, MarginMode, Reference};
 pub use llm_generate::{LlmGenerate, LlmGenerateConfig};
 pub use llm_judge::{LlmJudge, LlmJudgeConfig, Unjudged};
+pub use llm_perturb::{LlmPerturb, LlmPerturbConfig};
 pub use negative_queries::{
     attach_from_llm, attach_from_qrels, NegativeQueriesConfig, NegativeQueryCounts,
 };
+pub use perturb::{Perturb, PerturbConfig, PerturbKind};
 pub use pipeline::{mine_queries, MinerStage, Pipeline};
 pub use progress::{Progress, Silent};
-pub use rag_select::{Embedder, RagSelect, RagSelectConfig};
+pub use rag_select::{RagSelect, RagSelectConfig};
 pub use sample::Sampling;
 pub use stage::{
     each_query, Candidate, DropLog, Filter, Generator, MineQuery, Mined, Miner, PassageLookup,

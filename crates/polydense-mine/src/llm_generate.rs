@@ -184,18 +184,12 @@ impl Generator for LlmGenerate {
                 }
                 let rank = new.len();
                 let docid = format!("{}:{}:{rank}", q.ctx.query.query.id, self.config.name);
-                new.push(Candidate {
-                    docid: docid.clone(),
-                    score: 0.0,
-                    source: self.config.name.clone(),
-                    rank,
-                    passage: Some(TrainPassage {
-                        docid,
-                        text,
-                        ..TrainPassage::default()
-                    }),
-                    stage_scores: Default::default(),
-                });
+                let passage = TrainPassage {
+                    docid,
+                    text,
+                    ..TrainPassage::default()
+                };
+                new.push(Candidate::generated(&self.config.name, rank, passage));
             }
             out.push(new);
         }

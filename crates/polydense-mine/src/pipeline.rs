@@ -1,16 +1,20 @@
 //! Runs the stages in order over a batch of queries; [`crate::checkpoint`] cuts a run into
 //! batches and writes the training file and its stats.
 
+use crate::adversarial::AdversarialFilter;
 use crate::bm25::Bm25Miner;
 use crate::config::{FilterConfig, GeneratorConfig, MineConfig, MinerConfig};
 use crate::dedup::DedupFilter;
 use crate::dense::DenseMiner;
+use crate::embedder::EncoderEmbedder;
 use crate::error::{MineError, Result};
 use crate::false_negative::FalseNegativeFilter;
 use crate::llm_generate::LlmGenerate;
 use crate::llm_judge::LlmJudge;
+use crate::llm_perturb::LlmPerturb;
+use crate::perturb::Perturb;
 use crate::progress::Progress;
-use crate::rag_select::{EncoderEmbedder, RagSelect};
+use crate::rag_select::RagSelect;
 use crate::sample::{select, Sampling};
 use crate::stage::{
     Candidate, DropLog, Filter, Generator, MineQuery, Mined, Miner, QueryCandidates, QueryContext,
@@ -179,9 +183,10 @@ impl Pipeline {
                     config: c.clone(),
                     client: client(),
                 }),
+                FilterConfig::Adversarial(c) => Box::new(AdversarialFilter::from_rule(c)?),
                 FilterConfig::RagSelect(c) => Box::new(RagSelect {
                     config: c.clone(),
-                    embedder: Box::new(EncoderEmbedder::load(&c.encoder)?),
+                    embedder: Box::new(EncoderEmbedder::load(&c.encoder, "rag_select")?),
                     client: client(),
                 }),
             });
@@ -192,6 +197,11 @@ impl Pipeline {
             .map(|g| -> Box<dyn Generator> {
                 match g {
                     GeneratorConfig::LlmGenerate(c) => Box::new(LlmGenerate {
+                        config: c.clone(),
+                        client: client(),
+                    }),
+                    GeneratorConfig::Perturb(c) => Box::new(Perturb::new(c.clone(), corpus)),
+                    GeneratorConfig::LlmPerturb(c) => Box::new(LlmPerturb {
                         config: c.clone(),
                         client: client(),
                     }),

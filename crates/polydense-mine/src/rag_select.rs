@@ -8,7 +8,8 @@
 //! query's negatives only, what is kept does not depend on how the run was cut into
 //! batches, and a resumed run keeps what an uninterrupted one kept.
 
-use crate::error::{MineError, Result};
+use crate::embedder::Embedder;
+use crate::error::Result;
 use crate::llm_judge::positive_text;
 use crate::llm_stage::{ask, clip};
 use crate::progress::Progress;
@@ -16,45 +17,9 @@ use crate::stage::{DropLog, Filter, QueryCandidates};
 use polydense_index::ExactSearch;
 use polydense_llm::answer::{extract_json, lenient_score, number_field, score_after_key};
 use polydense_llm::{Answer, LlmClient, Message};
+use polydense_model::TextKind;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-
-/// Turns passages into vectors whose inner products rank similarity.
-pub trait Embedder: Send + Sync {
-    /// One vector per text, in order, all of one width.
-    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>>;
-}
-
-/// A polydense encoder (an HF directory or an installed name such as `e5-small`).
-pub struct EncoderEmbedder(pub polydense_model::TextEncoder);
-
-impl EncoderEmbedder {
-    /// Loads the encoder `name_or_path` on the CPU.
-    pub fn load(name_or_path: &str) -> Result<Self> {
-        let bad = |e: polydense_model::ModelError| MineError::Stage {
-            stage: "rag_select".into(),
-            message: format!("encoder `{name_or_path}`: {e}"),
-        };
-        let dir = polydense_model::resolve(name_or_path).map_err(bad)?;
-        let enc =
-            polydense_model::TextEncoder::load(&dir, &candle_core::Device::Cpu).map_err(bad)?;
-        Ok(EncoderEmbedder(enc))
-    }
-}
-
-impl Embedder for EncoderEmbedder {
-    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        let bad = |e: String| MineError::Stage {
-            stage: "rag_select".into(),
-            message: format!("embedding: {e}"),
-        };
-        let t = self
-            .0
-            .encode(texts, polydense_model::TextKind::Passage)
-            .map_err(|e| bad(e.to_string()))?;
-        t.to_vec2::<f32>().map_err(|e| bad(e.to_string()))
-    }
-}
 
 /// The `[[filter]] kind = "rag_select"` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -187,7 +152,7 @@ impl Filter for RagSelect {
         let mut vectors = if flat.is_empty() {
             Vec::new()
         } else {
-            self.embedder.embed(&flat)?
+            self.embedder.embed(&flat, TextKind::Passage)?
         }
         .into_iter();
         let mut prompts = Vec::new();

@@ -19,7 +19,7 @@ pub enum Sampling {
 
 /// FNV-1a: a hash that, unlike std's `DefaultHasher`, is fixed across Rust releases, so a
 /// seed gives the same negatives on every build.
-fn fnv1a(parts: &[&str]) -> u64 {
+pub(crate) fn fnv1a(parts: &[&str]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for p in parts {
         for b in p.bytes().chain([0xff]) {

@@ -41,6 +41,21 @@ pub struct Candidate {
     pub stage_scores: BTreeMap<String, f32>,
 }
 
+impl Candidate {
+    /// A generated negative: its own passage (id `docid`), proposed by `source` at `rank`,
+    /// unscored (generators have no score comparable with a miner's).
+    pub fn generated(source: &str, rank: usize, passage: TrainPassage) -> Self {
+        Candidate {
+            docid: passage.docid.clone(),
+            score: 0.0,
+            source: source.to_string(),
+            rank,
+            passage: Some(passage),
+            stage_scores: BTreeMap::new(),
+        }
+    }
+}
+
 /// What one miner found for one query.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Mined {

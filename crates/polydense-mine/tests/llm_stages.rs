@@ -4,7 +4,7 @@
 
 use polydense_data::{Document, Query};
 use polydense_llm::{ChatRequest, Completion, LlmBackend, LlmClient, Sampling};
-use polydense_mine::rag_select::Embedder;
+use polydense_mine::Embedder;
 use polydense_mine::{
     Candidate, DedupFilter, LlmGenerate, LlmGenerateConfig, LlmJudge, LlmJudgeConfig, MineQuery,
     Mined, Miner, MinerStage, Pipeline, RagSelect, RagSelectConfig, Sampling as Pick, Silent,
@@ -100,7 +100,11 @@ impl Miner for All {
 struct Letters;
 
 impl Embedder for Letters {
-    fn embed(&self, texts: &[&str]) -> polydense_mine::Result<Vec<Vec<f32>>> {
+    fn embed(
+        &self,
+        texts: &[&str],
+        _: polydense_model::TextKind,
+    ) -> polydense_mine::Result<Vec<Vec<f32>>> {
         Ok(texts
             .iter()
             .map(|t| {

@@ -5,9 +5,9 @@
 use polydense_data::beir::BeirDataset;
 use polydense_data::TrainExample;
 use polydense_mine::{
-    mine_queries, run_config, Bm25MinerConfig, Candidate, DropLog, FilterConfig, Generator,
-    MarginMode, MineConfig, MineStats, MinerConfig, Pipeline, Progress, QueryCandidates, Reference,
-    Sampling, Silent,
+    mine_queries, run_config, AdversarialFilter, AdversarialRule, Bm25MinerConfig, Candidate,
+    DropLog, FilterConfig, Generator, GeneratorConfig, MarginMode, MineConfig, MineStats,
+    MinerConfig, PerturbConfig, Pipeline, Progress, QueryCandidates, Reference, Sampling, Silent,
 };
 use std::path::PathBuf;
 
@@ -234,4 +234,74 @@ fn a_bad_config_file_names_itself() {
     .unwrap();
     let err = MineConfig::load(&path).unwrap_err().to_string();
     assert!(err.contains("mine.toml") && err.contains("bm26"), "{err}");
+}
+
+#[test]
+fn rule_perturbations_carry_their_edit_and_the_adversarial_filter_keeps_the_hardest() {
+    // The real e5-small scores the perturbations (an integration test: the asset is needed).
+    if polydense_data::paths::test_model("e5-small").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(
+        dir.path(),
+        vec![FilterConfig::Dedup {
+            by_id: true,
+            by_text: true,
+        }],
+    );
+    cfg.generators = vec![GeneratorConfig::Perturb(PerturbConfig::default())];
+    let ds = BeirDataset::load(&cfg.dataset, &cfg.split).unwrap();
+    let (queries, _) = mine_queries(&ds);
+    let mut p = Pipeline::from_config(&cfg, &ds.corpus, &dir.path().join("scratch")).unwrap();
+    let (all, _) = p.run(&queries, &ds.corpus, &Silent).unwrap();
+    let rule = AdversarialRule {
+        keep_fraction: 0.34,
+        margin: 1.0,
+        ..AdversarialRule::default()
+    };
+    p.filters
+        .push(Box::new(AdversarialFilter::from_rule(&rule).unwrap()));
+    let (kept, stats) = p.run(&queries, &ds.corpus, &Silent).unwrap();
+    let generated = |ex: &[TrainExample]| -> Vec<Vec<(String, String)>> {
+        ex.iter()
+            .map(|e| {
+                e.negative_passages
+                    .iter()
+                    .filter(|n| n.source.as_deref() == Some("perturb"))
+                    .map(|n| (n.text.clone(), n.perturbation.clone().unwrap()))
+                    .collect()
+            })
+            .collect()
+    };
+    let (before, after) = (generated(&all), generated(&kept));
+    // q1's positive, "Paris is the capital of France.", gets a name swapped and a negation.
+    let q1: Vec<&str> = before[0].iter().map(|(_, p)| p.as_str()).collect();
+    assert!(q1.contains(&"negation is→is not"), "{q1:?}");
+    assert!(q1.iter().any(|p| p.starts_with("entity France→")), "{q1:?}");
+    assert!(before[0]
+        .iter()
+        .any(|(t, _)| t == "Paris is not the capital of France."));
+    // The filter keeps ceil(34%) of each query's perturbations, the rest are counted.
+    let mut dropped = 0;
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(
+            a.len(),
+            (b.len() as f32 * 0.34).ceil() as usize,
+            "{b:?} -> {a:?}"
+        );
+        assert!(a.iter().all(|x| b.contains(x)));
+        dropped += b.len() - a.len();
+    }
+    assert!(dropped > 0);
+    assert_eq!(
+        stats.dropped["adversarial"]["easy (below the kept fraction)"],
+        dropped as u64
+    );
+    let m = kept[0]
+        .negative_passages
+        .iter()
+        .find(|n| n.source.as_deref() == Some("perturb"))
+        .map(|n| n.stage_scores["adversarial.m"]);
+    assert!(m.is_some_and(f64::is_finite));
 }
