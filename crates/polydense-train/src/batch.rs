@@ -1,7 +1,9 @@
 //! [`TrainBatch`]: everything one optimiser step trains on, and the [`Collator`] that draws
 //! it from the examples a [`crate::BatchSampler`] picked.
 
+use crate::adversarial::AdversarialState;
 use polydense_data::{TrainExample, TrainPassage};
+use polydense_mine::AdversarialRule;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -99,11 +101,25 @@ impl Collator {
     /// The batch of examples `batch` at step `step`. An example with too few negatives
     /// repeats them; one with none borrows random other examples' positives.
     pub fn collate(&self, examples: &[TrainExample], batch: &[usize], step: u64) -> TrainBatch {
+        self.collate_with(examples, batch, step, None)
+    }
+
+    /// As [`Collator::collate`], with the AXL-ICT loop's negatives: each example draws
+    /// `negatives` mined negatives, then `rule.per_query` of the generated ones the last
+    /// refresh kept (mined ones where it kept none).
+    pub fn collate_with(
+        &self,
+        examples: &[TrainExample],
+        batch: &[usize],
+        step: u64,
+        adversarial: Option<(&AdversarialState, &AdversarialRule)>,
+    ) -> TrainBatch {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ NEGATIVE_STREAM);
         rng.set_stream(step);
         let n = self.negatives;
+        let extra = adversarial.map_or(0, |(_, r)| r.per_query);
         let mut out = TrainBatch {
-            group: 1 + n,
+            group: 1 + n + extra,
             ..TrainBatch::default()
         };
         let push = |out: &mut TrainBatch, p: &TrainPassage, query: Option<&str>| {
@@ -129,11 +145,23 @@ impl Collator {
             );
             let pos = &ex.positive_passages[self.positive(ex, &mut rng)];
             push(&mut out, pos, None);
-            if n == 0 {
+            if n + extra == 0 {
                 continue;
             }
-            if ex.negative_passages.is_empty() {
-                for _ in 0..n {
+            let (mut order, mut generated): (Vec<usize>, Vec<usize>) = match adversarial {
+                Some((a, rule)) => a
+                    .drawable(i, ex.negative_passages.len())
+                    .into_iter()
+                    .partition(|&k| {
+                        !ex.negative_passages[k]
+                            .source
+                            .as_ref()
+                            .is_some_and(|s| rule.sources.contains(s))
+                    }),
+                None => ((0..ex.negative_passages.len()).collect(), Vec::new()),
+            };
+            if order.is_empty() && generated.is_empty() {
+                for _ in 0..n + extra {
                     let mut j = rng.random_range(0..examples.len());
                     if j == i && examples.len() > 1 {
                         j = (j + 1) % examples.len();
@@ -142,10 +170,22 @@ impl Collator {
                     push(&mut out, &other.positive_passages[0], Some(&other.query));
                 }
             } else {
-                let mut order: Vec<usize> = (0..ex.negative_passages.len()).collect();
                 order.shuffle(&mut rng);
+                generated.shuffle(&mut rng);
+                // Mined slots fall back on generated negatives and the reverse, so every
+                // example fills its group.
+                let (mined, adv) = match (order.is_empty(), generated.is_empty()) {
+                    (true, _) => (&generated, &generated),
+                    (_, true) => (&order, &order),
+                    _ => (&order, &generated),
+                };
                 for k in 0..n {
-                    let neg = &ex.negative_passages[order[k % order.len()]];
+                    let neg = &ex.negative_passages[mined[k % mined.len()]];
+                    push(&mut out, neg, neg.query.as_deref());
+                }
+                for k in 0..extra {
+                    let k = if std::ptr::eq(adv, mined) { n + k } else { k };
+                    let neg = &ex.negative_passages[adv[k % adv.len()]];
                     push(&mut out, neg, neg.query.as_deref());
                 }
             }

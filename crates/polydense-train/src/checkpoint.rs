@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::adversarial::AdversarialState;
 use crate::error::{Result, TrainError};
 use crate::memory::MemoryEntries;
 
@@ -44,6 +45,13 @@ pub struct TrainState {
     /// The current epoch's steps so far.
     #[serde(default)]
     pub epoch_loss_steps: u64,
+    /// Which generated negatives the AXL-ICT loop left drawable.
+    #[serde(default, skip_serializing_if = "is_unused")]
+    pub adversarial: AdversarialState,
+}
+
+fn is_unused(a: &AdversarialState) -> bool {
+    a.refreshes == 0
 }
 
 /// The tensors and state of one checkpoint.

@@ -49,6 +49,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod adversarial;
 pub mod batch;
 pub mod checkpoint;
 pub mod cluster;

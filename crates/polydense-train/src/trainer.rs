@@ -308,12 +308,15 @@ impl Trainer {
                 embedder: &mut embedder,
                 run_dir: Some(&out),
             };
+            let clusterings = self.sampler.stats().map(|s| s.clusterings);
             let plan =
                 self.sampler
                     .epoch_batches(&mut ctx, &self.examples, self.config.batch_size)?;
             // Saved after planning: a resumed sampler returns this plan without looking at
             // the model again (see `BatchSampler`).
             self.state.sampler = self.sampler.state();
+            let clustered = self.sampler.stats().map(|s| s.clusterings) != clusterings;
+            self.adversarial_refresh(clustered, total, &mut log)?;
             while self.state.batch_in_epoch < plan.len() {
                 if self.state.step >= limit {
                     break 'epochs;
@@ -375,6 +378,49 @@ impl Trainer {
             stopped_early,
             model_dir,
         })
+    }
+
+    /// AXL-ICT's loop: re-scores the generated negatives with the current model and
+    /// re-applies the adversarial rule, when the sampler just re-clustered (or before the
+    /// first epoch), and logs what it kept.
+    fn adversarial_refresh(
+        &mut self,
+        clustered: bool,
+        total: u64,
+        log: &mut MetricsLog,
+    ) -> Result<()> {
+        let Some(rule) = &self.config.adversarial else {
+            return Ok(());
+        };
+        if !clustered && self.state.adversarial.refreshes > 0 {
+            return Ok(());
+        }
+        let mut embedder = ModelEmbedder {
+            model: &self.model,
+            tokenize: &*self.tokenize,
+            batch: self.config.encode_batch_size,
+        };
+        let progress = self.state.step as f64 / total.max(1) as f64;
+        let (state, mut record) = crate::adversarial::refresh(
+            rule,
+            &self.examples,
+            &mut embedder,
+            progress,
+            &self.state.adversarial,
+        )?;
+        record.step = self.state.step;
+        record.epoch = self.state.epoch;
+        tracing::info!(
+            "epoch {}: adversarial filter kept {} of {} generated negatives ({:?}) in {:.1}s",
+            record.epoch,
+            record.kept.values().sum::<u64>(),
+            record.judged,
+            record.kept,
+            record.seconds
+        );
+        log.write(&serde_json::json!({"step": record.step, "adversarial": record}))?;
+        self.state.adversarial = state;
+        Ok(())
     }
 
     /// One optimiser step on the examples `batch`.
@@ -465,7 +511,15 @@ impl Trainer {
             seed: self.state.seed,
             same_lang_positive: self.config.same_lang_positive,
         }
-        .collate(&self.examples, batch, step)
+        .collate_with(
+            &self.examples,
+            batch,
+            step,
+            self.config
+                .adversarial
+                .as_ref()
+                .map(|rule| (&self.state.adversarial, rule)),
+        )
     }
 
     /// Scores the dev split, keeps the best model, and says whether to stop early.

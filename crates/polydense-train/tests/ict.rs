@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Device};
 use polydense_data::{TrainExample, TrainPassage};
+use polydense_mine::AdversarialRule;
 use polydense_model::{Encoder, EncoderConfig};
 use polydense_train::{
     BatchSampler, DualEncoder, EpochContext, HashTokenize, IctConfig, InfoNceConfig, LossConfig,
@@ -112,11 +113,32 @@ impl BatchSampler for Recording {
     }
 }
 
+/// [`examples`], with three generated negatives each (`source = "perturb"`) when the run
+/// has an adversarial rule.
+fn examples_for(cfg: &TrainConfig, n: usize) -> Vec<TrainExample> {
+    let mut ex = examples(n);
+    if cfg.adversarial.is_some() {
+        for (i, e) in ex.iter_mut().enumerate() {
+            for (k, kind) in ["numeric", "entity", "negation"].iter().enumerate() {
+                e.negative_passages.push(TrainPassage {
+                    docid: format!("q{i}:perturb:{kind}:0"),
+                    text: format!("{} {}", e.positive_passages[0].text, text(i + k, 1 + k)),
+                    source: Some("perturb".into()),
+                    perturbation: Some(format!("{kind} edit{i}")),
+                    ..TrainPassage::default()
+                });
+            }
+        }
+    }
+    ex
+}
+
 fn trainer(cfg: TrainConfig, model_seed: u64, n: usize) -> (Trainer, Plans) {
     let enc = Encoder::random(&EncoderConfig::tiny_bert(), &Device::Cpu, model_seed).unwrap();
     let plans = Plans::default();
     let inner = cfg.sampler.build(cfg.seed, n, cfg.batch_size).unwrap();
-    let t = Trainer::new(cfg, DualEncoder::shared(enc), Box::new(tok()), examples(n))
+    let ex = examples_for(&cfg, n);
+    let t = Trainer::new(cfg, DualEncoder::shared(enc), Box::new(tok()), ex)
         .unwrap()
         .with_sampler(Box::new(Recording {
             inner,
@@ -306,6 +328,17 @@ fn resume_matches_straight(cfg: impl Fn(&Path) -> TrainConfig, pause: u64, rollb
             .collect()
     };
     let (a, b) = (losses(&tmp.path().join("straight")), losses(&run));
+    let adversarial = |dir: &Path| -> Vec<serde_json::Value> {
+        lines(&dir.join("metrics.jsonl"))
+            .into_iter()
+            .filter_map(|mut v| {
+                let mut a = v.get_mut("adversarial")?.take();
+                a["seconds"] = serde_json::Value::Null;
+                Some(a)
+            })
+            .collect()
+    };
+    assert_eq!(adversarial(&tmp.path().join("straight")), adversarial(&run));
     assert_eq!(a.len(), b.len());
     for (x, y) in a.iter().zip(&b) {
         assert!(
@@ -369,4 +402,78 @@ fn resume_after_a_lost_checkpoint_redoes_an_acr_refresh_once() {
         .map(|r| r["reason"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(reasons, vec!["initial", "drift", "drift"]);
+}
+
+/// ICT-P with the AXL-ICT loop: keep the hardest half of each query's generated negatives,
+/// re-chosen at every clustering (every epoch).
+fn axl(p: &Path) -> TrainConfig {
+    TrainConfig {
+        checkpoint_every: 4,
+        adversarial: Some(AdversarialRule {
+            keep_fraction: 0.5,
+            margin: 10.0,
+            ..AdversarialRule::default()
+        }),
+        ..config(p, "ict-p", "fixed", |c| c.refresh_every = 1)
+    }
+}
+
+#[test]
+fn the_adversarial_loop_refilters_at_each_refresh_and_steps_draw_only_what_it_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let n = 24;
+    let (mut t, _) = trainer(axl(tmp.path()), 5, n);
+    t.train(&mut Quiet).unwrap();
+    let records: Vec<serde_json::Value> = lines(&tmp.path().join("metrics.jsonl"))
+        .into_iter()
+        .filter_map(|v| v.get("adversarial").cloned())
+        .collect();
+    let clusterings = lines(&tmp.path().join("clusters.jsonl")).len();
+    assert_eq!(records.len(), clusterings, "one refresh per clustering");
+    assert_eq!(records.len(), 3);
+    for r in &records {
+        // 3 generated per example; ceil(half of 3) = 2 kept per query.
+        assert_eq!(r["judged"], 72);
+        let kept: u64 = r["kept"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum();
+        assert_eq!(kept, 48, "{r}");
+        assert_eq!(r["dropped"]["easy (below the kept fraction)"], 24);
+    }
+    // What the last refresh dropped is never drawn; mined negatives still are.
+    let state = t.state().adversarial.clone();
+    assert_eq!(state.refreshes, 3);
+    assert_eq!(state.dropped.len(), n);
+    let ex = examples_for(t.config(), n);
+    let mut drawn_generated = 0;
+    for step in 0..20 {
+        let batch: Vec<usize> = (0..n).collect();
+        let b = t.collate(&batch, step);
+        // Groups of 3: the positive, one mined negative, one kept generated negative.
+        assert_eq!(b.group, 3);
+        for (row, id) in b.passage_ids.iter().enumerate().filter(|(r, _)| r % 3 != 0) {
+            let i = row / 3;
+            let k = ex[i]
+                .negative_passages
+                .iter()
+                .position(|p| &p.docid == id)
+                .unwrap();
+            assert!(
+                !state.dropped[&i].contains(&(k as u32)),
+                "example {i} drew dropped {id}"
+            );
+            assert_eq!(k >= 2, row % 3 == 2, "row {row}: {id}");
+            drawn_generated += usize::from(k >= 2);
+        }
+    }
+    assert!(drawn_generated > 0);
+}
+
+#[test]
+fn resume_is_exact_across_an_adversarial_refresh() {
+    // The pause at step 8 is mid epoch 1; epoch 2's clustering and refresh run after it.
+    resume_matches_straight(axl, 8, None);
 }

@@ -173,6 +173,25 @@ overrides! {
     moe_noise: f64 = "moe.noise",
     /// Weight of the experts' load-balancing term; 0 off.
     moe_balance: f64 = "moe.balance",
+    /// AXL-ICT: dynamic (keep the hardest fraction) or fixed (the public code's ratio rule).
+    adversarial_mode: String = "adversarial.mode",
+    /// AXL-ICT: sources of the generated negatives it judges, comma-separated.
+    #[arg(value_delimiter = ',')]
+    adversarial_sources: Vec<String> = "adversarial.sources",
+    /// AXL-ICT: share of each query's generated negatives kept, hardest first.
+    adversarial_keep_fraction: f64 = "adversarial.keep-fraction",
+    /// AXL-ICT: the kept share at the end of training (linear schedule).
+    adversarial_keep_fraction_end: f64 = "adversarial.keep-fraction-end",
+    /// AXL-ICT: drop a negative whose sim(q, neg) − sim(q, pos) exceeds this.
+    adversarial_margin: f64 = "adversarial.margin",
+    /// AXL-ICT: the margin at the end of training (linear schedule).
+    adversarial_margin_end: f64 = "adversarial.margin-end",
+    /// AXL-ICT: drop a negative sharing more of its words with the positive (0-1).
+    adversarial_max_overlap: f64 = "adversarial.max-overlap",
+    /// AXL-ICT, fixed rule: keep when sim(q, neg) ≥ this × sim(q, pos).
+    adversarial_fixed_ratio: f64 = "adversarial.fixed-ratio",
+    /// AXL-ICT: generated negatives per query and step, on top of the mined ones.
+    adversarial_per_query: usize = "adversarial.per-query",
 }
 
 /// Flags of `polydense train`.

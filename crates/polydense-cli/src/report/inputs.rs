@@ -8,6 +8,7 @@ use anyhow::Context;
 use polydense_data::DataError;
 use polydense_eval::MetricValues;
 use polydense_mine::MineStats;
+use polydense_train::adversarial::RefreshRecord;
 use polydense_train::StepRecord;
 use serde::Deserialize;
 use serde_json::Value;
@@ -112,6 +113,8 @@ pub struct RunInputs {
     pub negatives_searched: Vec<PathBuf>,
     /// Quality-by-dimension curves (`retrieve --dims` outputs under the directory), by task.
     pub dims: BTreeMap<String, Vec<DimCurve>>,
+    /// The AXL-ICT loop's refreshes, in order.
+    pub adversarial: Vec<RefreshRecord>,
 }
 
 /// One method's evaluation at several dims (a `dims.json` of `polydense retrieve --dims`).
@@ -236,10 +239,16 @@ const STEP_FIELDS: [&str; 6] = ["step", "epoch", "loss", "lr", "grad_norm", "exa
 
 /// Step records and dev evaluations of metrics.jsonl; `None` when the file is absent.
 /// Lines of other kinds are skipped, so newer trainers' extra records do not break reports.
-fn read_metrics(path: &Path) -> anyhow::Result<Option<(Vec<StepRecord>, Vec<DevEval>)>> {
+fn read_metrics(path: &Path) -> anyhow::Result<Option<Metrics>> {
     read_jsonl(path, |lines| {
         let mut steps = Vec::new();
         let mut dev = Vec::new();
+        let mut adversarial = Vec::new();
+        /// An adversarial refresh record.
+        #[derive(Deserialize)]
+        struct AdversarialLine {
+            adversarial: RefreshRecord,
+        }
         /// A dev record, parsed from the text (a `Value` would sort the metrics by name).
         #[derive(Deserialize)]
         struct DevLine {
@@ -248,7 +257,10 @@ fn read_metrics(path: &Path) -> anyhow::Result<Option<(Vec<StepRecord>, Vec<DevE
         }
         for (line, text, v) in lines {
             let bad = |e: serde_json::Error| invalid(path, on_line(&e)).at_line(line);
-            if v.get("dev").is_some() {
+            if v.get("adversarial").is_some() {
+                let a: AdversarialLine = serde_json::from_str(text).map_err(bad)?;
+                adversarial.push(a.adversarial);
+            } else if v.get("dev").is_some() {
                 let d: DevLine = serde_json::from_str(text).map_err(bad)?;
                 dev.push(DevEval {
                     step: d.step,
@@ -265,8 +277,20 @@ fn read_metrics(path: &Path) -> anyhow::Result<Option<(Vec<StepRecord>, Vec<DevE
                 steps.push(serde_json::from_str::<StepRecord>(text).map_err(bad)?);
             }
         }
-        Ok((steps, dev))
+        Ok(Metrics {
+            steps,
+            dev,
+            adversarial,
+        })
     })
+}
+
+/// What metrics.jsonl holds, by kind of line.
+#[derive(Debug, Default)]
+struct Metrics {
+    steps: Vec<StepRecord>,
+    dev: Vec<DevEval>,
+    adversarial: Vec<RefreshRecord>,
 }
 
 /// eval/dev-step-NNNNNNNN.json files, by step.
@@ -428,7 +452,11 @@ impl RunInputs {
             anyhow::bail!("{}: not a directory", run_dir.display());
         }
         let config = read_text(&run_dir.join("config.toml"))?;
-        let (steps, mut dev) = read_metrics(&run_dir.join("metrics.jsonl"))?.unwrap_or_default();
+        let Metrics {
+            steps,
+            mut dev,
+            adversarial,
+        } = read_metrics(&run_dir.join("metrics.jsonl"))?.unwrap_or_default();
         let mut from_files = read_dev_files(&run_dir.join("eval"))?;
         for d in &dev {
             from_files.remove(&d.step);
@@ -475,6 +503,7 @@ impl RunInputs {
             negatives,
             negatives_searched: searched,
             dims,
+            adversarial,
         })
     }
 }

@@ -27,6 +27,7 @@ pub fn write_report(run_dir: &Path) -> anyhow::Result<PathBuf> {
     sections::summary(&mut page, &inputs);
     sections::training(&mut page, &inputs, &mut pngs)?;
     sections::clustering(&mut page, &inputs, &mut pngs)?;
+    sections::adversarial(&mut page, &inputs);
     sections::projection(&mut page, &inputs, &mut pngs)?;
     sections::test(&mut page, &inputs, &mut pngs)?;
     sections::dims(&mut page, &inputs, &mut pngs)?;

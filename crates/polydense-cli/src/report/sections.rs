@@ -1,7 +1,7 @@
 //! What each section of the report says, given what the run directory holds; a missing
 //! part becomes a note saying what file would have filled it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
@@ -178,6 +178,80 @@ pub fn dims(page: &mut Page, inputs: &RunInputs, out: &mut Vec<Png>) -> anyhow::
 }
 
 /// Clustering runs of clustered training: k over steps and their table.
+/// The AXL-ICT loop: what each refresh kept and dropped, and kept negatives of each kind.
+pub fn adversarial(page: &mut Page, inputs: &RunInputs) {
+    if inputs.adversarial.is_empty() {
+        return;
+    }
+    page.section("adversarial", "Adversarial negatives (AXL-ICT)");
+    page.para(
+        "At each clustering refresh the generated negatives were re-scored with the model of \
+         that step (m = sim(q, neg) − sim(q, pos)) and the adversarial rule re-applied; a step \
+         draws only what the last refresh kept.",
+    );
+    let kinds: BTreeSet<&String> = inputs
+        .adversarial
+        .iter()
+        .flat_map(|r| r.kept.keys())
+        .collect();
+    let reasons: BTreeSet<&String> = inputs
+        .adversarial
+        .iter()
+        .flat_map(|r| r.dropped.keys())
+        .collect();
+    let mut header: Vec<String> = ["step", "epoch", "judged"].map(String::from).to_vec();
+    header.extend(kinds.iter().map(|k| format!("kept {k}")));
+    header.extend(reasons.iter().map(|r| format!("dropped: {r}")));
+    header.extend(["keep fraction", "margin", "mean kept m", "seconds"].map(String::from));
+    let num = |v: String| Cell::Num(v);
+    let rows: Vec<Vec<Cell>> = inputs
+        .adversarial
+        .iter()
+        .map(|r| {
+            let mut row = vec![
+                num(r.step.to_string()),
+                num(r.epoch.to_string()),
+                num(r.judged.to_string()),
+            ];
+            row.extend(
+                kinds
+                    .iter()
+                    .map(|k| num(r.kept.get(*k).copied().unwrap_or(0).to_string())),
+            );
+            row.extend(
+                reasons
+                    .iter()
+                    .map(|k| num(r.dropped.get(*k).copied().unwrap_or(0).to_string())),
+            );
+            row.push(num(format!("{:.3}", r.keep_fraction)));
+            row.push(num(format!("{:.3}", r.margin)));
+            row.push(num(r
+                .mean_kept_margin
+                .map_or("–".into(), |m| format!("{m:.4}"))));
+            row.push(num(format!("{:.1}", r.seconds)));
+            row
+        })
+        .collect();
+    page.table(&header, &rows);
+    if let Some(last) = inputs.adversarial.last() {
+        page.subheading("Kept negatives of the last refresh, by kind");
+        let header = ["kind", "query", "edit", "m"].map(String::from);
+        let rows: Vec<Vec<Cell>> = last
+            .examples
+            .iter()
+            .map(|(kind, query, edit, m)| {
+                vec![
+                    Cell::Text(kind.clone()),
+                    Cell::Text(query.clone()),
+                    Cell::Text(edit.clone()),
+                    num(format!("{m:.4}")),
+                ]
+            })
+            .collect();
+        page.table(&header, &rows);
+    }
+}
+
 pub fn clustering(page: &mut Page, inputs: &RunInputs, out: &mut Vec<Png>) -> anyhow::Result<()> {
     page.section("clustering", "Clustering");
     if inputs.clusters.is_empty() {

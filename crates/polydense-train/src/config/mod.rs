@@ -134,6 +134,11 @@ pub struct TrainConfig {
     /// Mixture-of-experts feed-forward blocks made from the starting model's dense ones, and
     /// the weight of their load-balancing term (`[moe] experts = 2`).
     pub moe: MoeSettings,
+    /// AXL-ICT: re-apply the adversarial rule to the training file's generated negatives at
+    /// every clustering refresh (`[adversarial] keep_fraction = 0.25`); unset draws every
+    /// negative of the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adversarial: Option<polydense_mine::AdversarialRule>,
 }
 
 impl Default for TrainConfig {
@@ -175,6 +180,7 @@ impl Default for TrainConfig {
             sampler: SamplerConfig::default(),
             memory: MemoryConfig::default(),
             moe: MoeSettings::default(),
+            adversarial: None,
         }
     }
 }
@@ -256,6 +262,10 @@ impl TrainConfig {
         }
         if !(0.0..1.0).contains(&self.beta1) || !(0.0..1.0).contains(&self.beta2) {
             return Err(TrainError::config("beta1", "β1 and β2 must lie in [0, 1)"));
+        }
+        if let Some(a) = &self.adversarial {
+            a.validate()
+                .map_err(|e| TrainError::config("adversarial", e))?;
         }
         self.loss.validate()?;
         self.sampler.validate()?;

@@ -18,7 +18,7 @@ use crate::sampler::SamplerConfig;
 const TABLES: [&str; 3] = ["loss", "sampler", "memory"];
 
 /// The tables of a config with fixed keys.
-const PLAIN_TABLES: [&str; 1] = ["moe"];
+const PLAIN_TABLES: [&str; 2] = ["moe", "adversarial"];
 
 impl TrainConfig {
     /// This config with `overrides` applied in order. A dotted key sets a table's key; a
@@ -59,6 +59,12 @@ impl TrainConfig {
         // The defaults, with every optional key set so that it serialises and is listed.
         let with_options = TrainConfig {
             same_lang_positive: Some(0.5),
+            adversarial: Some(polydense_mine::AdversarialRule {
+                keep_fraction_end: Some(0.25),
+                margin_end: Some(0.0),
+                max_overlap: Some(1.0),
+                ..Default::default()
+            }),
             ..TrainConfig::default()
         };
         let defaults = serde_json::to_value(with_options).expect("defaults serialise");
