@@ -10,6 +10,8 @@
 #               perturbation of a paragraph, so the cap is lifted to compare the rules alone)
 #   dynamic     ICT-P + 1 rule perturbation per query, the method's rule: likely false
 #               negatives dropped, the hardest quarter kept, re-chosen at every clustering
+#   dynamic-llm as dynamic, with LLM perturbations (one prompt per kind) added to the pool of
+#               the English examples, the language the offline LLM writes (opt-in: ARMS)
 # (+ 1 BM25 negative each). Perturbations: configs/mine-perturb.toml (numbers, names,
 # negation where a rule exists). Data: the pooled paragraph task in 4 languages (en, de,
 # zh, ar), EXAMPLES training examples (every s-th line of the mined file, as the ICT
@@ -20,7 +22,8 @@
 #
 # Usage: bench/axl_ablation.sh          (~40 min on 2 quiet cores)
 # Env: POLYDENSE (binary; default: build release), RUNS (default runs/), EXAMPLES (default 96),
-#   SPLIT (default test), ARMS (default "ict-p ict-p-2neg fixed dynamic").
+#   SPLIT (default test), ARMS (default "ict-p ict-p-2neg fixed dynamic"), LLM_TOML (for
+#   dynamic-llm: a file holding an [llm] table, e.g. a llama.cpp server; default in process).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs}
@@ -56,6 +59,44 @@ with open(sys.argv[2], "w") as out:
 PY
 echo "training on $(wc -l < "$AXL/train.jsonl") of $total examples (every ${stride}th)" >&2
 
+# dynamic-llm: LLM perturbations for the English examples of the sample, mined on a BEIR
+# directory holding only the sample's queries, then added to the same examples' pools.
+if [[ " $ARMS " == *" dynamic-llm "* ]] && [ ! -f "$AXL/train.llm.jsonl" ]; then
+  sub=$AXL/llm-data
+  mkdir -p "$sub/qrels"
+  ln -sf "$(cd "$DATA/all" && pwd)/corpus.jsonl" "$sub/corpus.jsonl"
+  python3 - "$AXL/train.jsonl" "$DATA/all" "$sub" <<'PY'
+import json, sys
+train, data, sub = sys.argv[1:]
+ids = [json.loads(l)["query_id"] for l in open(train)]
+want = set(ids)
+qs = {q["_id"]: l for l in open(f"{data}/queries.jsonl") for q in [json.loads(l)] if q["_id"] in want}
+open(f"{sub}/queries.jsonl", "w").writelines(qs[i] for i in ids)
+lines = [l for l in open(f"{data}/qrels/train.tsv") if l.split("\t")[0] in want]
+open(f"{sub}/qrels/train.tsv", "w").writelines(["query-id\tcorpus-id\tscore\n"] + [l for l in lines if not l.startswith("query-id")])
+PY
+  { cat configs/mine-perturb.toml
+    printf '\n[[generator]]\nkind = "llm_perturb"\nlangs = ["en"]\n\n'
+    if [ -n "${LLM_TOML:-}" ]; then cat "$LLM_TOML"; else printf '[llm]\nbackend = "gguf"\nmodel = "smollm2"\n'; fi
+    printf 'cache = "%s"\n' "$AXL/llm-cache.jsonl"
+  } > "$AXL/mine-llm.toml"
+  start=$(date +%s.%N)
+  $PD mine --config "$AXL/mine-llm.toml" --dataset "$sub" --output "$AXL/llm.mined.jsonl"
+  echo "$start $(date +%s.%N)" | awk '{printf "%.1f\n", $2 - $1}' > "$AXL/llm_mine_seconds"
+  python3 - "$AXL/train.jsonl" "$AXL/llm.mined.jsonl" "$AXL/train.llm.jsonl" <<'PY'
+import json, sys
+llm = {}
+for l in open(sys.argv[2]):
+    e = json.loads(l)
+    llm[e["query_id"]] = [n for n in e["negative_passages"] if n.get("source") == "llm_perturb"]
+with open(sys.argv[3], "w") as out:
+    for l in open(sys.argv[1]):
+        e = json.loads(l)
+        e["negative_passages"] += llm.get(e["query_id"], [])
+        out.write(json.dumps(e, ensure_ascii=False) + "\n")
+PY
+fi
+
 for arm in $ARMS; do
   out=$AXL/$arm
   case $arm in
@@ -64,6 +105,7 @@ for arm in $ARMS; do
     fixed) args=(--config configs/axl-ict.toml --train-file "$AXL/train.jsonl"
       --adversarial.mode fixed --adversarial.max-overlap 1.0) ;;
     dynamic) args=(--config configs/axl-ict.toml --train-file "$AXL/train.jsonl") ;;
+    dynamic-llm) args=(--config configs/axl-ict.toml --train-file "$AXL/train.llm.jsonl") ;;
     *) echo "unknown arm $arm" >&2; exit 2 ;;
   esac
   if [ ! -d "$out/model" ]; then

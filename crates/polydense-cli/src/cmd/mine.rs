@@ -105,9 +105,15 @@ pub fn run(c: Args) -> anyhow::Result<()> {
         cfg.output.display(),
         cfg.stats_path().display()
     );
-    // The LLM stages' summary: what they asked, what the cache saved, what failed.
+    // The LLM stages' summary: what they asked, what the cache saved, what failed. Other
+    // stages' counters (a rule generator's written / not applicable) are shown as they are.
     for (stage, n) in &stats.counters {
         let get = |k: &str| n.get(k).copied().unwrap_or(0);
+        if !n.contains_key("items") {
+            let parts: Vec<String> = n.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            tracing::info!("{stage}: {}", parts.join(", "));
+            continue;
+        }
         tracing::info!(
             "{stage}: {} items, {} requests ({} retried), {} from the cache, {} unreadable, {} skipped, {} tokens, {:.1} s",
             get("items"),
