@@ -97,6 +97,13 @@ fn full_run(dir: &Path) {
         if step % 20 == 0 {
             let dev = json!({"step": step, "dev": eval_report(0.3 + step as f64 / 200.0)});
             metrics.push_str(&format!("{dev}\n"));
+            // An AXL-ICT refresh, as the trainer logs it at each clustering.
+            let adv = json!({"step": step, "adversarial": {"step": step, "epoch": step / 20,
+                "judged": 30, "kept": {"numeric": 4, "negation": 3},
+                "dropped": {"easy (below the kept fraction)": 21, "likely false negative (m above the margin)": 2},
+                "keep_fraction": 0.25, "margin": 0.05, "mean_kept_margin": -0.012, "seconds": 1.5,
+                "examples": [["numeric", "When was the tower built?", "numeric 1889→1893", -0.004]]}});
+            metrics.push_str(&format!("{adv}\n"));
         }
     }
     write(&dir.join("metrics.jsonl"), &metrics);
@@ -185,6 +192,9 @@ fn a_full_run_directory_gives_one_self_contained_page() {
         "config verbatim"
     );
     assert!(html.contains("<td>loss plateau</td>"), "clustering table");
+    // The AXL-ICT loop: one row per refresh and the kept examples of the last one.
+    assert!(html.contains("Adversarial negatives (AXL-ICT)"));
+    assert!(html.contains("<th>kept numeric</th>") && html.contains("<td>numeric 1889→1893</td>"));
     assert!(
         html.contains("seconds_kmeans"),
         "extra clustering fields are columns"
