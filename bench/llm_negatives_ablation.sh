@@ -105,7 +105,7 @@ for arm in arms:
     cmp = os.path.join(out, arm, "compare.json")
     if os.path.exists(cmp):
         c = json.load(open(cmp))
-        p = json.dumps(c.get("p_values", c), separators=(",", ":"))[:120]
+        p = ", ".join(f"{r['metric']} {r['diff']:+.4f} (p {r['p_value']:.3f})" for r in c["comparisons"])
     for lang, r in rows.items():
         print(f"| {arm} ({lang}) | " + " | ".join(f"{r[k]:.4f}" for k in metrics) + f" | {p if lang == 'all' else ''} |")
 print()
