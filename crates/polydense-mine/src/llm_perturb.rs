@@ -69,15 +69,19 @@ impl Answer for Rewrite {
         })
     }
 
-    /// `{"passage": "…"}`, or the answer's text itself when it is not JSON.
+    /// `{"passage": "…"}`, or the answer's text itself when it does not try to be JSON (a
+    /// broken JSON fragment is unreadable, not a passage).
     fn parse(text: &str) -> std::result::Result<Self, String> {
+        let t = text.trim();
+        let looks_json = t.starts_with(['{', '[', '`']) || t.contains("\"passage\"");
         let found = match extract_json(text) {
             Some(v) => v
                 .get("passage")
                 .or_else(|| v.get("text"))
                 .and_then(Value::as_str)
                 .map(str::to_string),
-            None => Some(text.trim().to_string()),
+            None if looks_json => None,
+            None => Some(t.to_string()),
         };
         found
             .filter(|t| t.split_whitespace().count() >= 3 || t.chars().count() >= 12)
@@ -224,5 +228,7 @@ mod tests {
             "The tower is short."
         );
         assert!(Rewrite::parse(r#"{"passage": ""}"#).is_err());
+        // A broken fragment is not taken as the passage.
+        assert!(Rewrite::parse(r#"{ "passage": "}  This is a great example of JSON"#).is_err());
     }
 }
