@@ -66,14 +66,20 @@ pub struct RefreshRecord {
     pub examples: Vec<(String, String, String, f32)>,
 }
 
-/// The kind of a generated negative: the first word of its `perturbation`, else its source.
+/// The kind of a generated negative: the first word of its `perturbation` (`numeric`),
+/// prefixed by its source when that is not the rule generator's (`llm_perturb:numeric`), so
+/// the counts tell rules from LLM rewrites; else its source.
 fn kind_of(p: &polydense_data::TrainPassage) -> String {
-    p.perturbation
+    let source = p.source.as_deref().unwrap_or_default();
+    match p
+        .perturbation
         .as_deref()
         .and_then(|e| e.split_whitespace().next())
-        .map(str::to_string)
-        .or_else(|| p.source.clone())
-        .unwrap_or_default()
+    {
+        Some(kind) if source == "perturb" || source.is_empty() => kind.to_string(),
+        Some(kind) => format!("{source}:{kind}"),
+        None => source.to_string(),
+    }
 }
 
 /// Re-scores every generated negative with `embedder` and applies `rule` at `progress`
