@@ -46,7 +46,7 @@ written = stats.get("counters", {}).get("perturb", {})
 print("Mining (every train query of the split): " + ", ".join(f"{k} {v}" for k, v in sorted(written.items()))
       + f"; kept after dedup and the margin filter: {stats.get('kept', {}).get('perturb', 0)}"
       + (f"; {float((axl / 'mine_seconds').read_text()):.0f} s" if (axl / "mine_seconds").exists() else "") + ".\n")
-print("| arm | refreshes | judged per refresh | kept per refresh (by kind) | dropped per refresh (by reason) | mean kept m | refresh s | train s |")
+print("| arm | refreshes | judged per refresh | kept, first → last refresh (by kind) | dropped, first → last (by reason) | mean kept m, first → last | refresh s | train s |")
 print("|---|---|---|---|---|---|---|---|")
 for a in arms:
     recs = [r["adversarial"] for r in lines(axl / a / "metrics.jsonl") if "adversarial" in r]
@@ -55,9 +55,11 @@ for a in arms:
         print(f"| {a} | 0 | | | | | | {train_s:.0f} |")
         continue
     fmt = lambda d: ", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "0"
-    kept = " / ".join(fmt(r["kept"]) for r in recs)
-    dropped = " / ".join(fmt(r["dropped"]) for r in recs)
-    means = " / ".join("–" if r["mean_kept_margin"] is None else f"{r['mean_kept_margin']:+.3f}" for r in recs)
+    # The first and the last refresh (the loop's start and where it ended).
+    ends = [recs[0], recs[-1]]
+    kept = " → ".join(fmt(r["kept"]) for r in ends)
+    dropped = " → ".join(fmt(r["dropped"]) for r in ends)
+    means = " → ".join("–" if r["mean_kept_margin"] is None else f"{r['mean_kept_margin']:+.4f}" for r in ends)
     secs = sum(r["seconds"] for r in recs)
     print(f"| {a} | {len(recs)} | {recs[0]['judged']} | {kept} | {dropped} | {means} | {secs:.0f} | {train_s:.0f} |")
 
